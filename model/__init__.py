@@ -1,0 +1,1 @@
+"""The digit classifier: network, MNIST data, preprocessing, checkpoints, training and evaluation."""

@@ -1,0 +1,123 @@
+"""Checkpoints: state_dict + config + preprocessing constants, weights-only, with a SHA-256 sidecar."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.network import Net, NetConfig, count_parameters
+from model.preprocess import PREPROCESS_CONSTANTS
+
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "mnist_cnn.pt"
+REQUIRED_KEYS = ("format_version", "state_dict", "config", "preprocess", "metrics")
+
+
+class CheckpointError(Exception):
+    """The checkpoint is missing, corrupt, tampered with or not one of ours; says which."""
+
+
+@dataclass
+class LoadedModel:
+    net: Net
+    path: Path
+    sha256: str
+    meta: dict[str, Any] = field(default_factory=dict)  # everything but the state_dict
+
+    @property
+    def version(self) -> str:
+        return self.sha256[:12]
+
+    @property
+    def temperature(self) -> float:
+        return float(self.meta.get("metrics", {}).get("temperature", 1.0))
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.net)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def save_checkpoint(path: Path, net: Net, meta: dict[str, Any]) -> str:
+    """Write the checkpoint and `<path>.sha256` (sha256sum format); return the hash."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        "config": net.config.to_dict(),
+        "preprocess": dict(PREPROCESS_CONSTANTS),
+        **meta,
+    }
+    payload.setdefault("metrics", {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    path.write_bytes(buf.getvalue())
+    digest = hashlib.sha256(buf.getvalue()).hexdigest()
+    sidecar(path).write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def _expected_sha256(path: Path) -> str:
+    side = sidecar(path)
+    if not side.is_file():
+        raise CheckpointError(f"{path}: no SHA-256 file beside it ({side.name}); refusing an unverified checkpoint")
+    text = side.read_text().split()
+    if not text or len(text[0]) != 64:
+        raise CheckpointError(f"{side}: not a SHA-256 line ('<64 hex digits>  {path.name}')")
+    return text[0].lower()
+
+
+def load_checkpoint(path: str | Path, *, verify: bool = True) -> LoadedModel:
+    """Verify the hash, load weights-only, rebuild `Net(NetConfig(**config))` and check the rest."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    digest = sha256_of(path)
+    if verify:
+        expected = _expected_sha256(path)
+        if digest != expected:
+            raise CheckpointError(
+                f"{path}: SHA-256 is {digest[:12]}..., the recorded value is {expected[:12]}... "
+                "(file truncated, swapped or tampered with)"
+            )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused by weights-only loading (it holds Python objects or code, not just tensors)"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({e.__class__.__name__})") from e
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{path}: not a digit-classifier checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")
+    if ckpt["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {ckpt['format_version']}, this code reads {FORMAT_VERSION}")
+    if ckpt["preprocess"] != PREPROCESS_CONSTANTS:
+        raise CheckpointError(
+            f"{path}: trained with preprocessing {ckpt['preprocess']}, this code uses {PREPROCESS_CONSTANTS}"
+        )
+    try:
+        net = Net(NetConfig(**ckpt["config"]))
+        net.load_state_dict(ckpt["state_dict"])
+    except (TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit the recorded network config ({e})") from e
+    net.eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return LoadedModel(net=net, path=path, sha256=digest, meta=meta)

@@ -1,0 +1,349 @@
+"""The one path from image bytes to the model's (1, 28, 28) input, as MNIST itself was made.
+
+decode (safe formats, pixel cap) -> EXIF orientation -> grayscale with alpha composited ->
+polarity (ink becomes white on black) -> contrast normalised against the background ->
+specks and border clutter dropped -> ink cropped -> thin strokes thickened -> fitted into
+20x20 keeping aspect ratio -> centred by centre of mass in 28x28 -> normalised tensor.
+
+An image that is already MNIST-like (28x28, white ink centred on black) passes through as is.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+#: Stored in every checkpoint; a checkpoint trained with other constants is refused.
+PREPROCESS_CONSTANTS: dict[str, float | int] = {
+    "version": 1,
+    "size": 28,  # model input side
+    "box": 20,  # the digit is fitted into box x box, as in MNIST
+    "mean": 0.1307,  # MNIST training-set pixel mean and std, for input normalisation
+    "std": 0.3081,
+}
+SIZE = int(PREPROCESS_CONSTANTS["size"])
+BOX = int(PREPROCESS_CONSTANTS["box"])
+MEAN = float(PREPROCESS_CONSTANTS["mean"])
+STD = float(PREPROCESS_CONSTANTS["std"])
+
+#: Formats Pillow decodes without external programs; everything else is "not an image".
+ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
+DEFAULT_MAX_PIXELS = 25_000_000
+#: Working resolution: larger images are reduced to this longer side before analysis.
+WORK_SIDE = 512
+#: Below this spread between darkest and lightest (on 0-1), the image is blank.
+MIN_CONTRAST = 0.12
+#: Stroke width / digit size in MNIST: 10th percentile 0.109, median 0.141 (measured on 5,000
+#: training digits); strokes thinner than MIN are thickened to TARGET.
+MIN_STROKE_RATIO = 0.10
+TARGET_STROKE_RATIO = 0.13
+#: Centre of mass of MNIST training digits, (row, col): measured 13.99, 14.00.
+COM_TARGET = (14.0, 14.0)
+
+
+class PreprocessError(Exception):
+    """A bad input image; `code` is stable and machine-readable, the message is for people."""
+
+    code = "invalid_image"
+
+
+class EmptyImage(PreprocessError):
+    code = "empty_image"
+
+
+class NotAnImage(PreprocessError):
+    code = "not_an_image"
+
+
+class TruncatedImage(PreprocessError):
+    code = "truncated_image"
+
+
+class ImageTooLarge(PreprocessError):
+    code = "image_too_large"
+
+
+class NoInk(PreprocessError):
+    code = "no_ink"
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    image: np.ndarray  # (28, 28) float32 in [0, 1], white ink on black: what the model sees
+    tensor: torch.Tensor  # (1, 28, 28) float32, normalised with MEAN and STD
+    fast_path: bool  # True when the input was already MNIST-like and passed through
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open and fully decode the first frame, refusing anything unsafe or broken."""
+    if not data:
+        raise EmptyImage("the upload is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError as e:
+        raise NotAnImage(f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"image declares too many pixels (limit {max_pixels})") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise TruncatedImage("image data is truncated or corrupt") from e
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise EmptyImage(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    if img.format in ("JPEG", "MPO"):
+        img.draft(None, (WORK_SIDE, WORK_SIDE))  # decode at 1/2, 1/4 or 1/8 scale: much cheaper
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"image declares too many pixels (limit {max_pixels})") from e
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        raise TruncatedImage("image data is truncated or corrupt") from e
+    try:
+        transposed = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block only loses the orientation
+        transposed = None
+    return transposed if transposed is not None else img
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+
+
+def to_gray(img: Image.Image) -> np.ndarray:
+    """Luminance in [0, 1] at working resolution, with any transparency composited.
+
+    Transparent pixels get the colour opposite to the strokes, so dark strokes on a transparent
+    canvas land on white and light strokes on black; polarity is decided afterwards.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img.convert("I") if img.mode.startswith("I;16") else img, dtype=np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 255.0)
+        gray = Image.fromarray(np.clip(arr / peak, 0.0, 1.0).astype(np.float32), mode="F")
+        alpha = None
+    elif _has_alpha(img):
+        la = img.convert("RGBA").convert("LA")
+        gray = la.getchannel("L").convert("F")
+        alpha = la.getchannel("A").convert("F")
+    else:
+        gray = img.convert("L").convert("F")
+        alpha = None
+    if max(gray.size) > WORK_SIDE:
+        scale = WORK_SIDE / max(gray.size)
+        size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+        gray = gray.resize(size, Image.Resampling.BOX)
+        alpha = alpha.resize(size, Image.Resampling.BOX) if alpha is not None else None
+    g = np.asarray(gray, dtype=np.float32)
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        g = g / 255.0
+    if alpha is None:
+        return g
+    a = np.asarray(alpha, dtype=np.float32) / 255.0
+    if a.min() >= 0.99:
+        return g
+    if a.sum() < 1e-3:
+        raise NoInk("the image is fully transparent: no ink found")
+    stroke = float((g * a).sum() / a.sum())
+    background = 1.0 if stroke < 0.5 else 0.0
+    result: np.ndarray = g * a + background * (1.0 - a)
+    return result
+
+
+def _otsu(values: np.ndarray) -> float:
+    hist, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
+    hist = hist.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
+    """The background level under every pixel (ink bright), for uneven light on photos.
+
+    A median over a third of the image at 48 px: strokes are a minority in most windows, so the
+    median is the paper. Windows where ink is the majority (a large bold digit) take the value of
+    the nearest window that is not.
+    """
+    h, w = ink.shape
+    scale = min(1.0, 48 / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(ink, mode="F").resize(size, Image.Resampling.BOX))
+    window = max(3, max(small.shape) // 3)
+    level = ndimage.median_filter(small, size=window, mode="nearest")
+    inked = level >= threshold
+    if inked.all():
+        return np.full_like(ink, float(np.percentile(ink, 5)))
+    if inked.any():
+        nearest = ndimage.distance_transform_edt(inked, return_distances=False, return_indices=True)
+        level = level[tuple(nearest)]
+    background: np.ndarray = np.asarray(
+        Image.fromarray(level.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR)
+    )
+    return background
+
+
+def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
+    """Ink is the minority of pixels; when it is not clearly so (a big bold digit), the border decides.
+
+    The minority rule reads a sheet of paper photographed on a dark table right, where the
+    border alone (mostly table) would not.
+    """
+    t = _otsu(smooth)
+    dark = float((smooth < t).mean())
+    if dark < 0.35 or dark > 0.65:
+        return dark < 0.5
+    band = max(1, round(0.02 * min(gray.shape)))
+    border = np.concatenate(
+        [gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()]
+    )
+    return float(np.median(border)) > t
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """White ink on black in [0, 1]: polarity decided by the border, background taken away."""
+    smooth = ndimage.uniform_filter(gray, size=3) if min(gray.shape) >= 3 else gray
+    if float(smooth.max() - smooth.min()) < MIN_CONTRAST:
+        raise NoInk("the image is blank: no ink found")
+    if _light_background(gray, smooth):  # dark ink on paper: make it white on black
+        gray = 1.0 - gray
+        smooth = 1.0 - smooth
+    flat = smooth - _background(smooth, _otsu(smooth))
+    t = _otsu(np.clip(flat, 0.0, 1.0))
+    background = flat[flat < t]
+    ink = flat[flat >= t]
+    if ink.size == 0 or background.size == 0:
+        raise NoInk("the image is blank: no ink found")
+    floor = float(np.percentile(background, 99))
+    level = float(np.median(ink))
+    if level - floor < MIN_CONTRAST / 2:
+        raise NoInk("no ink stands out from the background")
+    sharp = gray - (smooth - flat)  # the unsmoothed image, background taken away
+    out: np.ndarray = np.clip((sharp - floor) / (level - floor), 0.0, 1.0).astype(np.float32)
+    return out
+
+
+def keep_digit(ink: np.ndarray) -> np.ndarray:
+    """Zero what is not the digit: specks, and clutter touching the border (table edges, frames)."""
+    mask = ink > 0.5
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        raise NoInk("no ink found")
+    areas = np.bincount(labels.ravel())[1:]
+    ids = np.arange(1, n + 1)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    interior = ~np.isin(ids, edge)
+    if interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
+        candidates = interior
+    else:
+        candidates = np.ones(n, dtype=bool)
+    biggest = areas[candidates].max()
+    keep = ids[candidates & (areas >= 0.1 * biggest)]
+    region = ndimage.binary_dilation(np.isin(labels, keep), iterations=2)
+    kept: np.ndarray = ink * region
+    return kept
+
+
+def _crop(ink: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    rows = np.flatnonzero((ink > threshold).any(axis=1))
+    cols = np.flatnonzero((ink > threshold).any(axis=0))
+    if rows.size == 0:
+        raise NoInk("no ink found")
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _thicken(crop: np.ndarray) -> np.ndarray:
+    """Dilate strokes that are much thinner, relative to the digit's size, than MNIST's."""
+    binary = crop > 0.5
+    area = int(binary.sum())
+    if area == 0:
+        return crop
+    boundary = int((binary & ~ndimage.binary_erosion(binary)).sum())
+    width = area / max(boundary / 2, 1)
+    side = max(crop.shape)
+    if width / side >= MIN_STROKE_RATIO:
+        return crop
+    grow = round(TARGET_STROKE_RATIO * side - width)
+    if grow < 1:
+        return crop
+    pad = grow // 2 + 1
+    padded = np.pad(crop, pad)
+    grown: np.ndarray = ndimage.grey_dilation(padded, footprint=_disk(grow))
+    return _crop(grown)
+
+
+def _disk(diameter: int) -> np.ndarray:
+    r = (diameter + 1) / 2
+    y, x = np.mgrid[: diameter + 1, : diameter + 1] - diameter / 2
+    disk: np.ndarray = (x * x + y * y) <= r * r
+    return disk
+
+
+def fit_and_centre(crop: np.ndarray) -> np.ndarray:
+    """Fit into BOX x BOX keeping aspect ratio, then centre by centre of mass in SIZE x SIZE."""
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), method))
+    small = np.clip(small, 0.0, 1.0)
+    peak = float(small.max())
+    if peak <= 0:
+        raise NoInk("no ink found")
+    small = small / peak
+    cy, cx = ndimage.center_of_mass(small)
+    top = int(np.clip(round(COM_TARGET[0] - cy), 0, SIZE - nh))
+    left = int(np.clip(round(COM_TARGET[1] - cx), 0, SIZE - nw))
+    out = np.zeros((SIZE, SIZE), dtype=np.float32)
+    out[top : top + nh, left : left + nw] = small
+    return out
+
+
+def is_mnist_like(ink: np.ndarray) -> bool:
+    """28x28, digit about 20 pixels tall or wide, centre of mass where MNIST puts it."""
+    if ink.shape != (SIZE, SIZE) or float(ink.max()) < 0.5:
+        return False
+    rows = np.flatnonzero((ink > 0.05).any(axis=1))
+    cols = np.flatnonzero((ink > 0.05).any(axis=0))
+    side = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    cy, cx = ndimage.center_of_mass(ink)
+    return bool(BOX - 2 <= side <= BOX + 1 and abs(cy - COM_TARGET[0]) <= 1 and abs(cx - COM_TARGET[1]) <= 1)
+
+
+def to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(..., 28, 28) in [0, 1] -> normalised float tensor with a channel axis: (..., 1, 28, 28)."""
+    t = torch.as_tensor(image, dtype=torch.float32)
+    return ((t - MEAN) / STD).unsqueeze(-3)
+
+
+def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Grayscale in [0, 1] (any size, any polarity) -> 28x28 white-on-black, and whether it passed through."""
+    ink = ink_map(gray)
+    if ink.shape == (SIZE, SIZE):
+        raw = gray if float(np.median(gray)) < 0.5 else 1.0 - gray
+        if is_mnist_like(raw):
+            return raw.astype(np.float32), True
+    ink = keep_digit(ink)
+    crop = _thicken(_crop(ink))
+    return fit_and_centre(crop), False
+
+
+def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
+    """Image bytes -> the model's input. Raises a `PreprocessError` subclass for bad input."""
+    img = decode(data, max_pixels=max_pixels)
+    image, fast = mnistify(to_gray(img))
+    return Preprocessed(image=image, tensor=to_tensor(image), fast_path=fast)

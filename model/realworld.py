@@ -1,0 +1,195 @@
+"""Labelled upload-like images for evaluating the whole path: `python -m model.realworld OUT_DIR`.
+
+Five kinds, each written as `<digit>_<kind>_<n>.<ext>` (the name pattern `model.evaluate --images`
+reads labels from):
+
+- `ink`: dark pen on white paper, many sizes and positions, thin to thick strokes (PNG);
+- `canvas`: strokes on a transparent 280x280 canvas, as a browser drawing exports it (RGBA PNG);
+- `photo`: a phone photo of paper: uneven light, noise, blur, tilt, a table edge, JPEG artefacts;
+- `printed`: digits typeset in several fonts, weights and slants (PNG);
+- `framed`: MNIST digits as people re-upload them: enlarged, inverted, padded, as JPEG.
+
+Handwritten shapes come from the MNIST *test* set (never trained on); printed ones from fonts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from scipy import ndimage
+
+from model.data import load_split
+
+KINDS = ("ink", "canvas", "photo", "printed", "framed")
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype"))
+FONT_NAMES = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansCondensed-Oblique.ttf",
+    "DejaVuSans-ExtraLight.ttf",
+)
+
+
+def _fonts() -> list[Path | None]:
+    found: list[Path | None] = [d / n for n in FONT_NAMES for d in FONT_DIRS if (d / n).is_file()]
+    return found or [None]  # None: Pillow's bundled font
+
+
+def _stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """An MNIST digit enlarged to `height` px as a pen stroke in [0, 1], of random thickness."""
+    img = Image.fromarray(digit).resize((height * 28 // 20, height * 28 // 20), Image.Resampling.BICUBIC)
+    level = rng.uniform(0.25, 0.75)  # higher threshold: thinner pen
+    soft = np.asarray(img, dtype=np.float32) / 255.0
+    mask = np.clip((soft - level) * 8 + 0.5, 0, 1)
+    if rng.random() < 0.25:  # a fine pen: erode to a thin line
+        mask = ndimage.grey_erosion(mask, size=max(1, height // 25))
+    rows, cols = np.nonzero(mask > 0.05)
+    return mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _paste(canvas: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
+    """Blend `mask` (1 = ink) into `canvas` (ink = 0, paper = 1) at a random place."""
+    h, w = mask.shape
+    top = int(rng.integers(0, max(1, canvas.shape[0] - h)))
+    left = int(rng.integers(0, max(1, canvas.shape[1] - w)))
+    region = canvas[top : top + h, left : left + w]
+    region *= 1 - mask[: region.shape[0], : region.shape[1]]
+
+
+def _png(img: Image.Image) -> tuple[bytes, str]:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue(), "png"
+
+
+def _jpeg(img: Image.Image, quality: int, exif: Image.Exif | None = None) -> tuple[bytes, str]:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=quality, **({"exif": exif} if exif else {}))
+    return buf.getvalue(), "jpg"
+
+
+def make_ink(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    w, h = int(rng.integers(80, 900)), int(rng.integers(80, 900))
+    height = int(rng.uniform(0.3, 0.9) * min(w, h))
+    paper = np.ones((h, w), dtype=np.float32)
+    _paste(paper, _stroke_mask(digit, height, rng), rng)
+    ink, white = rng.uniform(0, 0.3), rng.uniform(0.85, 1.0)
+    gray = ink + (white - ink) * paper
+    return _png(Image.fromarray((gray * 255).astype(np.uint8), "L").convert("RGB"))
+
+
+def make_canvas(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    size = 280
+    alpha = np.zeros((size, size), dtype=np.float32)
+    height = int(rng.uniform(0.4, 0.9) * size)
+    paper = 1 - alpha
+    _paste(paper, _stroke_mask(digit, height, rng), rng)
+    alpha = 1 - paper
+    colour = (0, 0, 0) if rng.random() < 0.6 else tuple(int(c) for c in rng.integers(0, 256, 3))
+    rgba = np.zeros((size, size, 4), dtype=np.uint8)
+    rgba[..., :3] = colour
+    rgba[..., 3] = (alpha * 255).astype(np.uint8)
+    return _png(Image.fromarray(rgba, "RGBA"))
+
+
+def make_photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    w, h = (int(rng.integers(400, 1400)), int(rng.integers(300, 1000)))
+    height = int(rng.uniform(0.3, 0.8) * min(w, h))
+    paper = np.ones((h, w), dtype=np.float32)
+    _paste(paper, _stroke_mask(digit, height, rng), rng)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 0.75 + 0.2 * (xx / w) * rng.uniform(-1, 1) + 0.15 * (yy / h) * rng.uniform(-1, 1)
+    ink = rng.uniform(0.05, 0.35)
+    gray = np.clip(light * (ink + (1 - ink) * paper), 0, 1)
+    tint = np.array([1.0, rng.uniform(0.93, 1.0), rng.uniform(0.8, 1.0)], dtype=np.float32)
+    rgb = gray[..., None] * tint
+    if rng.random() < 0.3:  # the table shows along one edge
+        edge = int(rng.uniform(0.03, 0.1) * w)
+        rgb[:, :edge] = rng.uniform(0.05, 0.25)
+    rgb += rng.normal(0, 0.03, rgb.shape).astype(np.float32)
+    img = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
+    img = img.rotate(rng.uniform(-8, 8), Image.Resampling.BILINEAR, fillcolor=tuple(img.getpixel((0, 0))))
+    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+    exif = None
+    if rng.random() < 0.25:  # camera stored it sideways and says so in EXIF
+        img = img.transpose(Image.Transpose.ROTATE_90)
+        exif = Image.Exif()
+        exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    return _jpeg(img, int(rng.integers(50, 92)), exif)
+
+
+def make_printed(label: int, rng: np.random.Generator, fonts: list[Path | None]) -> tuple[bytes, str]:
+    w, h = int(rng.integers(60, 600)), int(rng.integers(60, 600))
+    size = int(rng.uniform(0.4, 0.9) * min(w, h))
+    font_path = fonts[int(rng.integers(len(fonts)))]
+    font = ImageFont.truetype(str(font_path), size) if font_path else ImageFont.load_default(size)
+    img = Image.new("L", (w, h), int(rng.integers(215, 256)))
+    draw = ImageDraw.Draw(img)
+    left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
+    x = int(rng.integers(0, max(1, w - (right - left)))) - left
+    y = int(rng.integers(0, max(1, h - (bottom - top)))) - top
+    draw.text((x, y), str(label), fill=int(rng.integers(0, 80)), font=font)
+    return _png(img)
+
+
+def make_framed(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    img = Image.fromarray(digit, "L")
+    style = int(rng.integers(4))
+    if style == 0:  # enlarged as is, white on black
+        img = img.resize((280, 280), Image.Resampling.NEAREST)
+    elif style == 1:  # inverted, as a "black on white" version
+        img = Image.fromarray(255 - digit, "L").resize((112, 112), Image.Resampling.BILINEAR)
+    elif style == 2:  # padded into a larger frame, off-centre
+        frame = Image.new("L", (int(rng.integers(40, 120)), int(rng.integers(40, 120))), 0)
+        frame.paste(img, (int(rng.integers(0, frame.width - 27)), int(rng.integers(0, frame.height - 27))))
+        img = frame
+    else:
+        return _jpeg(img.resize((200, 200), Image.Resampling.BICUBIC), 75)
+    return _png(img.convert("RGB") if rng.random() < 0.5 else img)
+
+
+def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path | None = None) -> int:
+    """Write `per_kind` images of each kind into `out`; return how many were written."""
+    rng = np.random.default_rng(seed)
+    test = load_split("test", data_dir)
+    images, labels = test.images.numpy(), test.labels.numpy()
+    fonts = _fonts()
+    out.mkdir(parents=True, exist_ok=True)
+    makers: dict[str, Callable[[int], tuple[bytes, str]]] = {
+        "ink": lambda i: make_ink(images[i], rng),
+        "canvas": lambda i: make_canvas(images[i], rng),
+        "photo": lambda i: make_photo(images[i], rng),
+        "printed": lambda i: make_printed(int(labels[i]), rng, fonts),
+        "framed": lambda i: make_framed(images[i], rng),
+    }
+    n = 0
+    for kind, make in makers.items():
+        for k in range(per_kind):
+            i = int(rng.integers(len(images)))
+            data, ext = make(i)
+            (out / f"{labels[i]}_{kind}_{k:04d}.{ext}").write_bytes(data)
+            n += 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("out", type=Path)
+    p.add_argument("--per-kind", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    args = p.parse_args(argv)
+    print(f"wrote {generate(args.out, args.per_kind, args.seed, args.data_dir)} images to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
