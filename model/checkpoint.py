@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,14 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> LoadedModel:
                 "(file truncated, swapped or tampered with)"
             )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about legacy formats before refusing them
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path}: refused by weights-only loading (it holds Python objects or code, not just tensors)"
         ) from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({e.__class__.__name__})") from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not a digit-classifier checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")

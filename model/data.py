@@ -110,9 +110,7 @@ def parse_idx(raw: bytes, path: Path | str = "<bytes>") -> np.ndarray:
         raise DataError(f"{path}: not an MNIST IDX file (magic number {magic})")
     expected = int(np.prod(shape))
     if len(raw) - offset != expected:
-        raise DataError(
-            f"{path}: header promises {expected} bytes of data but the file holds {len(raw) - offset}"
-        )
+        raise DataError(f"{path}: header promises {expected} bytes of data but the file holds {len(raw) - offset}")
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 

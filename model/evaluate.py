@@ -49,8 +49,11 @@ class Evaluation:
             "errors": int((~correct).sum()),
             "refused": int((self.predictions < 0).sum()),
             "per_class": {
-                str(d): {"precision": round(float(precision[d]), 4), "recall": round(float(recall[d]), 4),
-                         "support": int(support[d])}
+                str(d): {
+                    "precision": round(float(precision[d]), 4),
+                    "recall": round(float(recall[d]), 4),
+                    "support": int(support[d]),
+                }
                 for d in digits
             },
             "confusion_matrix": confusion_matrix(self.labels, self.predictions, labels=digits).tolist(),
@@ -125,8 +128,13 @@ def draw_plots(model: LoadedModel, ev: Evaluation, out: Path) -> list[Path]:
     shown = ax.imshow(np.log1p(cm), cmap="Blues")
     for (r, c), v in np.ndenumerate(cm):
         ax.text(c, r, str(v), ha="center", va="center", fontsize=7, color="white" if r == c else "black")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"Confusion matrix (n={len(ev.labels)}, accuracy {ev.summary()['accuracy']:.4f})")
+    ax.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"Confusion matrix (n={len(ev.labels)}, accuracy {ev.summary()['accuracy']:.4f})",
+    )
     fig.colorbar(shown, ax=ax, label="log(1 + count)")
     written.append(_save(fig, out / "confusion_matrix.png"))
 

@@ -55,7 +55,8 @@ class Net(nn.Module):
         _, x = self.features(x)  # (B, 36, 7, 7)
         x = x.flatten(1)  # (B, 1764)
         x = torch.relu(self.fc1(x))  # (B, 128)
-        return self.fc2(x)  # (B, 10) logits
+        logits: torch.Tensor = self.fc2(x)  # (B, 10)
+        return logits
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -11,12 +11,23 @@ An image that is already MNIST-like (28x28, white ink centred on black) passes t
 from __future__ import annotations
 
 import io
-import warnings
+import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (  # noqa: F401 - the plugins of the allowed formats, registered for Image.open(formats=...)
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 from scipy import ndimage
 
 #: Stored in every checkpoint; a checkpoint trained with other constants is refused.
@@ -33,8 +44,11 @@ MEAN = float(PREPROCESS_CONSTANTS["mean"])
 STD = float(PREPROCESS_CONSTANTS["std"])
 
 #: Formats Pillow decodes without external programs; everything else is "not an image".
-ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # JPEG includes MPO (phone cameras)
 DEFAULT_MAX_PIXELS = 25_000_000
+#: Our own cap (checked once the header is parsed, before any pixel is decoded, with the size in the
+#: message) replaces Pillow's process-wide one.
+Image.MAX_IMAGE_PIXELS = None
 #: Working resolution: larger images are reduced to this longer side before analysis.
 WORK_SIDE = 512
 #: Below this spread between darkest and lightest (on 0-1), the image is blank.
@@ -61,7 +75,11 @@ class NotAnImage(PreprocessError):
     code = "not_an_image"
 
 
-class TruncatedImage(PreprocessError):
+class CorruptImage(PreprocessError):
+    code = "corrupt_image"
+
+
+class TruncatedImage(CorruptImage):
     code = "truncated_image"
 
 
@@ -85,15 +103,11 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     if not data:
         raise EmptyImage("the upload is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError as e:
         raise NotAnImage(f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})") from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLarge(f"image declares too many pixels (limit {max_pixels})") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise TruncatedImage("image data is truncated or corrupt") from e
+        raise _broken(e) from e
     width, height = img.size
     if width <= 0 or height <= 0:
         raise EmptyImage(f"image has no pixels ({width}x{height})")
@@ -101,19 +115,39 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
     if img.format in ("JPEG", "MPO"):
         img.draft(None, (WORK_SIDE, WORK_SIDE))  # decode at 1/2, 1/4 or 1/8 scale: much cheaper
+    if img.format == "PNG":
+        _check_png_crcs(data)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLarge(f"image declares too many pixels (limit {max_pixels})") from e
+        img.load()
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
-        raise TruncatedImage("image data is truncated or corrupt") from e
+        raise _broken(e) from e
     try:
         transposed = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block only loses the orientation
         transposed = None
     return transposed if transposed is not None else img
+
+
+def _broken(e: Exception) -> CorruptImage:
+    if isinstance(e, EOFError) or "truncated" in str(e).lower():
+        return TruncatedImage("image data is truncated")
+    return CorruptImage("image data is corrupt")
+
+
+def _check_png_crcs(data: bytes) -> None:
+    """Pillow skips the CRCs of pixel-data chunks; a flipped bit would decode as a different image."""
+    pos = 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            raise TruncatedImage("image data is truncated")
+        (crc,) = struct.unpack(">I", data[end : end + 4])
+        if zlib.crc32(data[pos + 4 : end]) != crc:
+            raise CorruptImage(f"PNG chunk {data[pos + 4 : pos + 8].decode('latin-1')!r} fails its CRC check")
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return
+        pos = end + 4
 
 
 def _has_alpha(img: Image.Image) -> bool:

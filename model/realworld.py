@@ -52,7 +52,8 @@ def _stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator) -> np
     if rng.random() < 0.25:  # a fine pen: erode to a thin line
         mask = ndimage.grey_erosion(mask, size=max(1, height // 25))
     rows, cols = np.nonzero(mask > 0.05)
-    return mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    cropped: np.ndarray = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    return cropped
 
 
 def _paste(canvas: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
@@ -116,7 +117,7 @@ def make_photo(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]
         rgb[:, :edge] = rng.uniform(0.05, 0.25)
     rgb += rng.normal(0, 0.03, rgb.shape).astype(np.float32)
     img = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
-    img = img.rotate(rng.uniform(-8, 8), Image.Resampling.BILINEAR, fillcolor=tuple(img.getpixel((0, 0))))
+    img = img.rotate(rng.uniform(-8, 8), Image.Resampling.BILINEAR, fillcolor=img.getpixel((0, 0)))
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
     exif = None
     if rng.random() < 0.25:  # camera stored it sideways and says so in EXIF
@@ -133,7 +134,7 @@ def make_printed(label: int, rng: np.random.Generator, fonts: list[Path | None])
     font = ImageFont.truetype(str(font_path), size) if font_path else ImageFont.load_default(size)
     img = Image.new("L", (w, h), int(rng.integers(215, 256)))
     draw = ImageDraw.Draw(img)
-    left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
+    left, top, right, bottom = (int(v) for v in draw.textbbox((0, 0), str(label), font=font))
     x = int(rng.integers(0, max(1, w - (right - left)))) - left
     y = int(rng.integers(0, max(1, h - (bottom - top)))) - top
     draw.text((x, y), str(label), fill=int(rng.integers(0, 80)), font=font)
