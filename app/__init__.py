@@ -1,0 +1,1 @@
+"""The digit-classification web service."""

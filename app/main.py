@@ -1,0 +1,104 @@
+"""The app factory: settings, lifespan (load, verify, warm up), middleware, routers, error handlers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import install_error_handlers
+from app.metrics import Metrics
+from app.middleware import RequestContext, configure_logging
+from app.predictor import Predictor
+from app.routers import health, info, predict
+from app.settings import Settings, load_settings
+from model.checkpoint import CheckpointError
+
+log = logging.getLogger("app")
+MULTIPART_OVERHEAD = 64 * 1024
+
+DESCRIPTION = """
+Reads the handwritten digit in an image. POST an image to `/predict` (multipart field `file`, or the
+raw body with an `image/*` content type) and get the digit, its calibrated confidence and all ten
+probabilities. Photos of paper, canvas drawings, scans and MNIST samples are all read: the image is
+turned into an MNIST-style 28x28 input (ink cropped, fitted to 20x20, centred by mass) first.
+
+Every error has the same JSON shape: `{"error": {"code", "message", "request_id"}}`.
+"""
+
+
+def set_torch_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # already set in this process (several apps in one test run)
+        torch.set_num_interop_threads(1)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        set_torch_threads(settings.effective_torch_threads)
+        try:
+            predictor = await run_in_threadpool(
+                Predictor.load, settings.checkpoint, settings.max_pixels, metrics.observe_inference
+            )
+        except CheckpointError as e:
+            log.error("cannot start: %s", e)
+            raise
+        app.state.predictor = predictor
+        app.state.ready = True
+        log.info(
+            "ready: model %s (test accuracy %s), %d torch threads",
+            predictor.version,
+            predictor.model.meta.get("metrics", {}).get("test_accuracy"),
+            settings.effective_torch_threads,
+        )
+        yield
+        app.state.ready = False
+
+    app = FastAPI(
+        title="Digit classifier",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.predictor = None
+    app.state.ready = False
+    install_error_handlers(app)
+    app.include_router(predict.router)
+    app.include_router(health.router)
+    app.include_router(info.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(
+        RequestContext,
+        metrics=metrics,
+        body_limits={"/predict/batch": settings.max_batch_bytes},
+        default_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+    )
+    return app
+
+
+def _app_from_environment() -> FastAPI:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+app = _app_from_environment()

@@ -1,0 +1,58 @@
+"""Prometheus metrics (prometheus-client), one registry per app; multiprocess-aware."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+from app.predictor import Answer
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "digits_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "digits_http_request_duration_seconds",
+            "Time to answer, by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter("digits_predictions", "Answers given, by predicted digit", ["digit"], registry=r)
+        self.confidence = Histogram(
+            "digits_prediction_confidence", "Confidence of answers given", buckets=CONFIDENCE_BUCKETS, registry=r
+        )
+        self.batch_images = Histogram(
+            "digits_inference_batch_images", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
+        )
+
+    def observe_inference(self, answers: Sequence[Answer]) -> None:
+        self.batch_images.observe(len(answers))
+        for a in answers:
+            self.predictions.labels(digit=str(a.digit)).inc()
+            self.confidence.observe(a.confidence)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, method=method, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition; under several workers (PROMETHEUS_MULTIPROC_DIR set) summed across them."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

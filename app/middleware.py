@@ -1,0 +1,170 @@
+"""Request context as pure ASGI middleware: request id, body-size limit, one log line, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PayloadTooLarge, error_body
+from app.metrics import Metrics
+
+log = logging.getLogger("app.access")
+REQUEST_ID_HEADER = "x-request-id"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+#: After an early error response, up to this much of an unread request body is read and dropped
+#: (never kept), so that a client still sending gets the response rather than a reset connection.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+
+
+class RequestContext:
+    """Gives every request an id (echoed in X-Request-ID), enforces the body limit while the body
+    streams in, answers anything unexpected with a generic 500, and logs one structured line and
+    the metrics when the response is done."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, body_limits: dict[str, int], default_limit: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.body_limits = body_limits
+        self.default_limit = default_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        exchange = _Exchange(receive, send, request_id, self.body_limits.get(scope["path"], self.default_limit))
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            declared = 0
+        if declared > exchange.limit:  # refused before a byte of the body is read
+            await exchange.send_error(
+                413, PayloadTooLarge.code, f"request body is over the {exchange.limit}-byte limit"
+            )
+        else:
+            try:
+                await self.app(scope, exchange.receive, exchange.send)
+            except Exception:  # nothing escapes as a bare 500 or a dropped connection
+                log.exception("unhandled error on %s %s (request %s)", scope["method"], scope["path"], request_id)
+                if not exchange.started:
+                    await exchange.send_error(500, "internal_error", "internal server error")
+        seconds = time.perf_counter() - t0
+        route = getattr(scope.get("route"), "path", None) or _known_path(scope)
+        self.metrics.observe_request(route, scope["method"], exchange.status, seconds)
+        fields = {
+            "request_id": request_id,
+            "method": scope["method"],
+            "route": route,
+            "path": scope["path"],
+            "status": exchange.status,
+            "latency_ms": round(seconds * 1000, 2),
+        }
+        log.info("request", extra={"fields": fields})
+
+
+def _known_path(scope: Scope) -> str:
+    """The path, for requests answered before routing (413 from Content-Length), if the API has it."""
+    app = scope.get("app")
+    paths = app.openapi().get("paths", {}) if hasattr(app, "openapi") else {}  # built once, then cached
+    return scope["path"] if scope["path"] in paths else "unmatched"
+
+
+class _Exchange:
+    """One request's receive/send, wrapped: byte counting, the request id header, draining."""
+
+    def __init__(self, receive: Receive, send: Send, request_id: str, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.request_id = request_id
+        self.limit = limit
+        self.received = 0
+        self.body_done = False
+        self.started = False
+        self.status = 500
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.body_done = not message.get("more_body", False)
+            if self.received > self.limit:
+                raise PayloadTooLarge(f"request body is over the {self.limit}-byte limit")
+        elif message["type"] == "http.disconnect":
+            self.body_done = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status, self.started = message["status"], True
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", self.request_id.encode())]
+        elif message["type"] == "http.response.body" and not message.get("more_body") and not self.body_done:
+            await self._send({**message, "more_body": True})
+            await self._drain()
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await self._send(message)
+
+    async def _drain(self) -> None:
+        """Read and drop what is left of the request body, within DRAIN_BYTES and DRAIN_SECONDS."""
+        dropped = 0
+
+        async def drop() -> None:
+            nonlocal dropped
+            while not self.body_done and dropped < DRAIN_BYTES:
+                message = await self._receive()
+                dropped += len(message.get("body", b""))
+                self.body_done = message["type"] == "http.disconnect" or not message.get("more_body", False)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(drop(), DRAIN_SECONDS)
+
+    async def send_error(self, status: int, code: str, message: str) -> None:
+        body = json.dumps(error_body(code, message, self.request_id), separators=(",", ":")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status == 413:
+            headers.append((b"connection", b"close"))
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and any `extra={"fields": {...}}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # our own access line replaces it

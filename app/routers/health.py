@@ -1,0 +1,36 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import PredictorDep
+from app.schemas import ErrorResponse, Liveness, Readiness, error_example
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live", response_model=Liveness)
+async def live() -> Liveness:
+    """The process is up and answering (says nothing about the model)."""
+    return Liveness(status="alive")
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": ErrorResponse,
+            "description": "Model not loaded, verified and warmed up yet",
+            "content": {
+                "application/json": {
+                    "example": error_example("not_ready", "the model is not loaded yet; retry shortly")
+                }
+            },
+        }
+    },
+)
+async def ready(predictor: PredictorDep) -> Readiness:
+    """200 once the checkpoint is loaded, verified and warmed up; 503 before."""
+    return Readiness(status="ready", model_version=predictor.version)

@@ -1,0 +1,78 @@
+"""GET /model and GET /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.deps import MetricsDep, PredictorDep
+from app.schemas import ErrorResponse, ModelInfo, error_example
+from model.network import Net
+
+router = APIRouter(tags=["info"])
+
+
+def _layers(net: Net) -> list[str]:
+    c = net.config
+    side = c.image_size
+    return [
+        f"input ({c.in_channels}, {side}, {side})",
+        f"conv {c.kernel_size}x{c.kernel_size}, {c.conv1_filters} filters -> max-pool 2 -> ReLU: "
+        f"({c.conv1_filters}, {side // 2}, {side // 2})",
+        f"conv {c.kernel_size}x{c.kernel_size}, {c.conv2_filters} filters -> max-pool 2 -> ReLU: "
+        f"({c.conv2_filters}, {side // 4}, {side // 4})",
+        f"flatten: {c.flat_features}",
+        f"fully connected {c.fc_size} -> ReLU",
+        f"fully connected {c.num_classes} (logits; softmax with temperature for probabilities)",
+    ]
+
+
+@router.get(
+    "/model",
+    response_model=ModelInfo,
+    responses={
+        503: {
+            "model": ErrorResponse,
+            "description": "Model not loaded yet",
+            "content": {
+                "application/json": {
+                    "example": error_example("not_ready", "the model is not loaded yet; retry shortly")
+                }
+            },
+        }
+    },
+)
+async def model_info(predictor: PredictorDep) -> ModelInfo:
+    """The network, its checkpoint and how it was trained and measured."""
+    m = predictor.model
+    meta = m.meta
+    return ModelInfo(
+        architecture={"name": "tutorial two-layer CNN", "config": m.net.config.to_dict(), "layers": _layers(m.net)},
+        parameters=m.parameters,
+        checkpoint={
+            "path": str(m.path),
+            "sha256": m.sha256,
+            "version": m.version,
+            "format_version": meta.get("format_version"),
+        },
+        metrics=dict(meta.get("metrics", {})),
+        train_config=dict(meta.get("train_config", {})),
+        preprocess=dict(meta.get("preprocess", {})),
+        created_at=meta.get("created_at"),
+        torch_version=meta.get("torch_version"),
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"example": "digits_http_requests_total{...} 3.0"}},
+            "description": "Prometheus text exposition format",
+        }
+    },
+)
+async def metrics(metrics: MetricsDep) -> Response:
+    """Requests, latency, answers by digit, confidence and batch sizes, for Prometheus."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,171 @@
+"""POST /predict and /predict/batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import PredictorDep, SettingsDep
+from app.errors import ServiceError
+from app.predictor import Answer
+from app.schemas import (
+    PREDICT_EXAMPLE,
+    BatchItem,
+    BatchResponse,
+    ErrorDetail,
+    ErrorResponse,
+    Prediction,
+    error_example,
+)
+from app.uploads import read_batch, read_single
+from model.preprocess import PreprocessError
+
+router = APIRouter(tags=["predict"])
+
+_IMAGE_SCHEMA = {"type": "string", "format": "binary"}
+
+
+def _errors(*cases: tuple[int, str, str, str]) -> dict[int | str, dict[str, Any]]:
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, description, code, message in cases:
+        entry = responses.setdefault(
+            status,
+            {"model": ErrorResponse, "description": description, "content": {"application/json": {"examples": {}}}},
+        )
+        entry["content"]["application/json"]["examples"][code] = {"value": error_example(code, message)}
+    return responses
+
+
+COMMON_ERRORS = [
+    (
+        413,
+        "Upload over the size limit, or an image over the pixel cap",
+        "payload_too_large",
+        "request body is over the 5308416-byte limit",
+    ),
+    (
+        413,
+        "Upload over the size limit, or an image over the pixel cap",
+        "image_too_large",
+        "image is 100000x100000 = 10000000000 pixels; the limit is 25000000",
+    ),
+    (
+        415,
+        "Content type not accepted",
+        "unsupported_media_type",
+        "content type 'text/plain' is not accepted; send multipart/form-data (field 'file') or a raw body "
+        "with an image/* content type",
+    ),
+    (503, "The model is not loaded yet", "not_ready", "the model is not loaded yet; retry shortly"),
+]
+
+
+def _prediction(answer: Answer, version: str) -> Prediction:
+    return Prediction(
+        digit=answer.digit, confidence=answer.confidence, probabilities=answer.probabilities, model_version=version
+    )
+
+
+@router.post(
+    "/predict",
+    response_model=Prediction,
+    responses={
+        200: {"content": {"application/json": {"example": PREDICT_EXAMPLE}}},
+        **_errors(
+            (
+                400,
+                "The bytes are not a readable image",
+                "not_an_image",
+                "not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF)",
+            ),
+            (400, "The bytes are not a readable image", "truncated_image", "image data is truncated or corrupt"),
+            (400, "The bytes are not a readable image", "empty_image", "the upload is empty (0 bytes)"),
+            *COMMON_ERRORS,
+            (
+                422,
+                "No image, or an image with no ink",
+                "missing_file",
+                "multipart field 'file' with an image file is required",
+            ),
+            (422, "No image, or an image with no ink", "no_ink", "the image is blank: no ink found"),
+            (
+                422,
+                "No image, or an image with no ink",
+                "too_many_files",
+                "send one image in field 'file'; use /predict/batch for several",
+            ),
+        ),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The image as multipart field `file`, or as the raw body with an `image/*` type. "
+            "PNG, JPEG, GIF, BMP, WebP or TIFF, any size and colour mode; dark ink on light paper, light ink "
+            "on dark, and transparent canvases are all read.",
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": {"file": _IMAGE_SCHEMA}}
+                },
+                "image/*": {"schema": _IMAGE_SCHEMA},
+            },
+        }
+    },
+)
+async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep) -> Prediction:
+    """Read the digit in one image."""
+    upload = await read_single(request, settings.max_upload_bytes)
+    answer = await run_in_threadpool(predictor.predict_bytes, upload.data)
+    return _prediction(answer, predictor.version)
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchResponse,
+    responses=_errors(
+        (400, "The body is not valid multipart", "invalid_multipart", "malformed multipart body"),
+        *COMMON_ERRORS,
+        (
+            422,
+            "No files, or too many",
+            "missing_file",
+            "multipart field 'files' with at least one image file is required",
+        ),
+        (422, "No files, or too many", "too_many_files", "at most 64 files per request"),
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "Several images as repeated multipart field `files` (at most DIGITS_MAX_BATCH_FILES, "
+            "default 64). Answers come back in the same order; an unreadable image gets an `error` in its slot.",
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {"files": {"type": "array", "items": _IMAGE_SCHEMA}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def predict_batch(request: Request, predictor: PredictorDep, settings: SettingsDep) -> BatchResponse:
+    """Read the digits in several images with one forward pass, answered in order."""
+    uploads = await read_batch(request, settings.max_upload_bytes, settings.max_batch_files)
+    readable = [(i, u) for i, u in enumerate(uploads) if not isinstance(u, ServiceError)]
+    answers = await run_in_threadpool(predictor.predict_many, [u.data for _, u in readable])
+    request_id = getattr(request.state, "request_id", None)
+    items: list[BatchItem] = []
+    for i, u in enumerate(uploads):
+        if isinstance(u, ServiceError):
+            items.append(BatchItem(index=i, error=ErrorDetail(code=u.code, message=u.message, request_id=request_id)))
+    for (i, u), answer in zip(readable, answers, strict=True):
+        if isinstance(answer, PreprocessError):
+            detail = ErrorDetail(code=answer.code, message=str(answer), request_id=request_id)
+            items.append(BatchItem(index=i, filename=u.filename, error=detail))
+        else:
+            items.append(BatchItem(index=i, filename=u.filename, prediction=_prediction(answer, predictor.version)))
+    items.sort(key=lambda item: item.index)
+    return BatchResponse(results=items, model_version=predictor.version)

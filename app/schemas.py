@@ -1,0 +1,72 @@
+"""Response bodies, as documented in OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, machine-readable error code", examples=["not_an_image"])
+    message: str = Field(description="what went wrong, for people", examples=["not an image in a supported format"])
+    request_id: str | None = Field(None, description="the X-Request-ID of the request")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Prediction(BaseModel):
+    digit: int = Field(ge=0, le=9, description="the most probable digit", examples=[7])
+    confidence: float = Field(
+        ge=0, le=1, description="probability of `digit` (temperature-calibrated)", examples=[0.997]
+    )
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="probability of each digit 0-9, summing to 1"
+    )
+    model_version: str = Field(description="first 12 hex digits of the checkpoint's SHA-256", examples=["3b073861e954"])
+
+
+class BatchItem(BaseModel):
+    index: int = Field(description="position of the file in the request")
+    filename: str | None = Field(None, description="the part's file name, as sent")
+    prediction: Prediction | None = Field(None, description="the answer, when the image could be read")
+    error: ErrorDetail | None = Field(None, description="why this image has no answer; the others are unaffected")
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]
+    model_version: str
+
+
+class Liveness(BaseModel):
+    status: str = Field(examples=["alive"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ready"])
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    architecture: dict[str, Any] = Field(description="network config and layer list")
+    parameters: int = Field(description="trainable parameters", examples=[242062])
+    checkpoint: dict[str, Any] = Field(description="path, SHA-256, format version")
+    metrics: dict[str, Any] = Field(description="accuracy and calibration measured when it was trained")
+    train_config: dict[str, Any]
+    preprocess: dict[str, Any]
+    created_at: str | None
+    torch_version: str | None
+
+
+PREDICT_EXAMPLE = {
+    "digit": 7,
+    "confidence": 0.9991,
+    "probabilities": [0.0, 0.0001, 0.0004, 0.0002, 0.0, 0.0, 0.0, 0.9991, 0.0, 0.0002],
+    "model_version": "3b073861e954",
+}
+
+
+def error_example(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "request_id": "5f0c6d0e9a7b4c1d"}}

@@ -1,0 +1,90 @@
+"""All configuration, from the environment (prefix DIGITS_), validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from model.checkpoint import DEFAULT_CHECKPOINT
+from model.preprocess import DEFAULT_MAX_PIXELS
+
+ENV_PREFIX = "DIGITS_"
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every field is read from DIGITS_<FIELD NAME>, e.g. DIGITS_MAX_UPLOAD_BYTES."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="checkpoint file; its .sha256 must lie beside it")
+    max_upload_bytes: int = Field(5 * MiB, gt=0, description="largest image upload, in bytes")
+    max_batch_bytes: int = Field(32 * MiB, gt=0, description="largest /predict/batch request body, in bytes")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0, description="largest image, in pixels (width x height)")
+    max_batch_files: int = Field(64, gt=0, le=1024, description="most images in one /predict/batch request")
+    torch_threads: int = Field(0, ge=0, le=256, description="torch CPU threads per worker; 0: CPUs / workers")
+    workers: int = Field(1, gt=0, le=64, description="uvicorn worker processes (python -m app)")
+    host: str = Field("127.0.0.1", description="bind address (python -m app)")
+    port: int = Field(8000, gt=0, lt=65536, description="port (python -m app)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins allowed by CORS; empty: CORS off"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @cached_property
+    def effective_torch_threads(self) -> int:
+        """torch_threads, or the CPUs this process may use (cgroup quota included) shared among workers."""
+        if self.torch_threads:
+            return self.torch_threads
+        return max(1, available_cpus() // self.workers)
+
+
+def available_cpus() -> int:
+    """CPUs in this process's affinity mask, capped by a cgroup v2 or v1 CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    return max(1, min(cpus, quota)) if quota else cpus
+
+
+def _cgroup_quota() -> int | None:
+    try:
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return max(1, -(-int(text[0]) // int(text[1])))  # ceil(quota / period)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return max(1, -(-quota // period))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class SettingsError(SystemExit):
+    """Start-up stops: a setting has a bad value. The message names the variable."""
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a SettingsError naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(err['loc'][0]).upper()}={err.get('input')!r}: {err['msg']}" for err in e.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

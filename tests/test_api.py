@@ -1,0 +1,375 @@
+"""Every endpoint and every error, through the real lifespan, with exact status codes and bodies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.main import create_app
+from app.settings import Settings, SettingsError, load_settings
+from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, sha256_of
+from tests.conftest import draw_seven, encode
+from tests.test_preprocess import png_with_size
+
+VERSION = sha256_of(DEFAULT_CHECKPOINT)[:12]
+
+
+def error(code: str, message: str, response: object) -> dict[str, object]:
+    request_id = response.headers["x-request-id"]  # type: ignore[attr-defined]
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+def photo_like_jpeg() -> bytes:
+    """400x300 JPEG of a dark 7 on off-white paper, off-centre."""
+    img = draw_seven(size=(400, 300), offset=(220, 120), scale=1.4, ink=30, paper=235).convert("RGB")
+    return encode(img, "JPEG", quality=85)
+
+
+def test_predict_multipart_mnist_png(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+    data, label = mnist_png
+    r = client.post("/predict", files={"file": ("digit.png", data, "image/png")})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"digit", "confidence", "probabilities", "model_version"}
+    assert body["digit"] == label == 7
+    assert body["model_version"] == VERSION
+    assert len(body["probabilities"]) == 10
+    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
+    assert body["confidence"] == max(body["probabilities"]) == body["probabilities"][7]
+    assert body["confidence"] > 0.9
+
+
+def test_predict_raw_jpeg_photo(client: TestClient) -> None:
+    r = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200
+    assert r.json()["digit"] == 7
+
+
+def test_predict_transparent_canvas(client: TestClient) -> None:
+    from tests.test_preprocess import canvas
+
+    r = client.post("/predict", files={"file": ("canvas.png", canvas((0, 0, 0)), "image/png")})
+    assert r.status_code == 200
+    assert r.json()["digit"] == 7
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code", "message"),
+    [
+        (
+            {"files": {"file": ("x.png", b"garbage bytes", "image/png")}},
+            400,
+            "not_an_image",
+            "not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF)",
+        ),
+        (
+            {"files": {"file": ("x.png", encode(draw_seven())[:300], "image/png")}},
+            400,
+            "truncated_image",
+            "image data is truncated",
+        ),
+        ({"files": {"file": ("x.png", b"", "image/png")}}, 400, "empty_image", "the upload is empty (0 bytes)"),
+        (
+            {"content": b"", "headers": {"content-type": "image/png"}},
+            400,
+            "empty_image",
+            "the upload is empty (0 bytes)",
+        ),
+        (
+            {"files": {"file": ("big.png", png_with_size(5000, 5000), "image/png")}},
+            413,
+            "image_too_large",
+            "image is 5000x5000 = 25000000 pixels; the limit is 4000000",
+        ),
+        (
+            {"content": b"x" * 300_000, "headers": {"content-type": "image/png"}},
+            413,
+            "payload_too_large",
+            "request body is over the 265536-byte limit",
+        ),
+        (
+            {"content": b"x" * 210_000, "headers": {"content-type": "image/png"}},
+            413,
+            "payload_too_large",
+            "image is over the 200000-byte limit",
+        ),
+        (
+            {"files": {"file": ("big.png", b"x" * 210_000, "image/png")}},
+            413,
+            "payload_too_large",
+            "image 'big.png' is over the 200000-byte limit",
+        ),
+        (
+            {"content": b"hello", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+            "content type 'text/plain' is not accepted; send multipart/form-data (field 'file') or a raw body "
+            "with an image/* content type",
+        ),
+        (
+            {"content": b"hello"},
+            415,
+            "unsupported_media_type",
+            "content type 'none' is not accepted; send multipart/form-data (field 'file') or a raw body "
+            "with an image/* content type",
+        ),
+        (
+            {"data": {"other": "1"}, "files": {"image": ("x.png", b"123", "image/png")}},
+            422,
+            "missing_file",
+            "multipart field 'file' with an image file is required",
+        ),
+        (
+            {"files": [("file", ("a.png", b"1", "image/png")), ("file", ("b.png", b"2", "image/png"))]},
+            422,
+            "too_many_files",
+            "send one image in field 'file'; use /predict/batch for several",
+        ),
+        (
+            {"files": {"file": ("blank.png", encode(Image.new("L", (64, 64), 255)), "image/png")}},
+            422,
+            "no_ink",
+            "the image is blank: no ink found",
+        ),
+    ],
+    ids=[
+        "not-an-image",
+        "truncated",
+        "empty-multipart",
+        "empty-raw",
+        "pixel-cap",
+        "body-declared-too-large",
+        "raw-too-large",
+        "part-too-large",
+        "text-plain",
+        "no-content-type",
+        "missing-field",
+        "two-files",
+        "blank",
+    ],
+)
+def test_predict_errors(client: TestClient, kwargs: dict[str, object], status: int, code: str, message: str) -> None:
+    r = client.post("/predict", **kwargs)  # type: ignore[arg-type]
+    assert r.status_code == status
+    assert r.json() == error(code, message, r)
+    ok = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+    assert ok.status_code == 200  # still serving
+
+
+def test_chunked_body_over_the_limit_is_cut_off(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b"x" * 10_000  # 1 MB in all, with no content-length
+
+    r = client.post("/predict", content=chunks(), headers={"content-type": "image/png"})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_batch_answers_in_order_with_errors_in_their_slots(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+    files = [
+        ("files", ("a.png", mnist_png[0], "image/png")),
+        ("files", ("b.txt", b"not an image", "text/plain")),
+        ("files", ("c.jpg", photo_like_jpeg(), "image/jpeg")),
+        ("files", ("d.png", b"x" * 210_000, "image/png")),
+    ]
+    r = client.post("/predict/batch", files=files)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model_version"] == VERSION
+    results = body["results"]
+    assert [item["index"] for item in results] == [0, 1, 2, 3]
+    assert results[0]["filename"] == "a.png"
+    assert results[0]["prediction"]["digit"] == 7
+    assert results[0]["error"] is None
+    assert results[1] == {
+        "index": 1,
+        "filename": "b.txt",
+        "prediction": None,
+        "error": {
+            "code": "not_an_image",
+            "message": "not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF)",
+            "request_id": r.headers["x-request-id"],
+        },
+    }
+    assert results[2]["prediction"]["digit"] == 7
+    assert results[3]["prediction"] is None
+    assert results[3]["error"]["code"] == "payload_too_large"
+    assert results[3]["error"]["message"] == "image 'd.png' is over the 200000-byte limit"
+
+
+def test_batch_too_many_files(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+    files = [("files", (f"{i}.png", mnist_png[0], "image/png")) for i in range(5)]
+    r = client.post("/predict/batch", files=files)
+    assert r.status_code == 422
+    assert r.json() == error("too_many_files", "at most 4 files per request", r)
+
+
+def test_batch_missing_files(client: TestClient) -> None:
+    r = client.post("/predict/batch", files={"file": ("a.png", b"1", "image/png")})
+    assert r.status_code == 422
+    assert r.json() == error("missing_file", "multipart field 'files' with at least one image file is required", r)
+
+
+def test_batch_wrong_content_type(client: TestClient) -> None:
+    r = client.post("/predict/batch", content=b"x", headers={"content-type": "image/png"})
+    assert r.status_code == 415
+    assert r.json() == error(
+        "unsupported_media_type",
+        "content type 'image/png' is not accepted; send multipart/form-data with field 'files'",
+        r,
+    )
+
+
+def test_health_and_model(client: TestClient) -> None:
+    r = client.get("/health/live")
+    assert (r.status_code, r.json()) == (200, {"status": "alive"})
+    r = client.get("/health/ready")
+    assert (r.status_code, r.json()) == (200, {"status": "ready", "model_version": VERSION})
+    r = client.get("/model")
+    assert r.status_code == 200
+    info = r.json()
+    assert info["parameters"] == 242062
+    assert info["checkpoint"] == {
+        "path": str(DEFAULT_CHECKPOINT),
+        "sha256": sha256_of(DEFAULT_CHECKPOINT),
+        "version": VERSION,
+        "format_version": 1,
+    }
+    assert info["architecture"]["config"] == {
+        "in_channels": 1,
+        "image_size": 28,
+        "conv1_filters": 16,
+        "conv2_filters": 36,
+        "kernel_size": 5,
+        "fc_size": 128,
+        "num_classes": 10,
+    }
+    assert info["architecture"]["layers"][3] == "flatten: 1764"
+    assert info["metrics"]["test_accuracy"] >= 0.994
+    assert info["metrics"]["test_n"] == 10000
+    assert info["train_config"]["seed"] == 0
+    assert info["preprocess"] == {"version": 1, "size": 28, "box": 20, "mean": 0.1307, "std": 0.3081}
+    assert info["created_at"].startswith("20")
+
+
+def test_not_ready_before_the_lifespan(settings: Settings) -> None:
+    client = TestClient(create_app(settings))  # no `with`: the lifespan has not run
+    for path in ("/health/ready", "/model"):
+        r = client.get(path)
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        assert r.json() == error("not_ready", "the model is not loaded yet; retry shortly", r)
+    r = client.post("/predict", content=b"x", headers={"content-type": "image/png"})
+    assert r.status_code == 503
+    assert client.get("/health/live").status_code == 200
+
+
+def test_not_found_and_wrong_method(client: TestClient) -> None:
+    r = client.get("/nope")
+    assert (r.status_code, r.json()) == (404, error("not_found", "Not Found", r))
+    r = client.get("/predict")
+    assert (r.status_code, r.json()) == (405, error("method_not_allowed", "Method Not Allowed", r))
+
+
+def test_unexpected_error_is_a_generic_500(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    predictor = client.app.state.predictor  # type: ignore[attr-defined]
+
+    def boom(data: bytes) -> None:
+        raise RuntimeError("secret internals")
+
+    original = predictor.predict_bytes
+    predictor.predict_bytes = boom
+    with caplog.at_level(logging.ERROR, logger="app.access"):
+        r = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 500
+    assert r.json() == error("internal_error", "internal server error", r)
+    assert "secret" not in r.text
+    assert any("secret internals" in (rec.exc_text or str(rec.exc_info)) for rec in caplog.records)
+    predictor.predict_bytes = original
+    assert client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"}).status_code == 200
+
+
+def test_request_id_is_echoed(client: TestClient) -> None:
+    r = client.get("/health/live", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    r = client.get("/health/live", headers={"x-request-id": "bad id with spaces"})
+    assert len(r.headers["x-request-id"]) == 16
+    assert " " not in r.headers["x-request-id"]
+
+
+def test_one_structured_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        r = client.get("/health/live")
+    lines = [rec for rec in caplog.records if rec.name == "app.access"]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["request_id"] == r.headers["x-request-id"]
+    assert (fields["method"], fields["route"], fields["status"]) == ("GET", "/health/live", 200)
+    assert fields["latency_ms"] >= 0
+
+
+def test_metrics_count_what_was_served(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+    client.post("/predict", files={"file": ("d.png", mnist_png[0], "image/png")})
+    client.post("/predict", content=b"junk", headers={"content-type": "image/png"})
+    client.post("/predict", content=b"x" * 300_000, headers={"content-type": "image/png"})  # 413 before routing
+    client.post("/predict/batch", files=[("files", ("a.png", mnist_png[0], "image/png"))] * 3)
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'digits_http_requests_total{method="POST",route="/predict",status="200"} 1.0' in text
+    assert 'digits_http_requests_total{method="POST",route="/predict",status="400"} 1.0' in text
+    assert 'digits_http_requests_total{method="POST",route="/predict",status="413"} 1.0' in text
+    assert 'digits_http_requests_total{method="POST",route="/predict/batch",status="200"} 1.0' in text
+    assert 'digits_predictions_total{digit="7"} 4.0' in text
+    assert "digits_prediction_confidence_count 4.0" in text
+    assert "digits_inference_batch_images_count 2.0" in text  # one call with 1 image, one with 3
+    assert "digits_inference_batch_images_sum 4.0" in text
+    assert 'digits_http_request_duration_seconds_count{route="/predict"} 3.0' in text
+
+
+def test_cors_when_configured(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"cors_origins": ["http://example.test"]}))) as c:
+        r = c.options("/predict", headers={"origin": "http://example.test", "access-control-request-method": "POST"})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "http://example.test"
+
+
+def test_openapi_documents_every_response(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    predict = spec["paths"]["/predict"]["post"]
+    assert set(predict["responses"]) == {"200", "400", "413", "415", "422", "503"}
+    assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "image/*"}
+    examples = predict["responses"]["422"]["content"]["application/json"]["examples"]
+    assert set(examples) == {"missing_file", "no_ink", "too_many_files"}
+    assert set(spec["paths"]) == {"/predict", "/predict/batch", "/health/live", "/health/ready", "/model", "/metrics"}
+    assert client.get("/docs").status_code == 200
+
+
+def test_missing_checkpoint_stops_start_up(tmp_path: Path, settings: Settings) -> None:
+    bad = settings.model_copy(update={"checkpoint": tmp_path / "missing.pt"})
+    with pytest.raises(CheckpointError, match=r"missing\.pt: checkpoint file not found"), TestClient(create_app(bad)):
+        pass
+
+
+def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGITS_MAX_BATCH_FILES", "zero")
+    with pytest.raises(SettingsError, match="DIGITS_MAX_BATCH_FILES='zero': Input should be a valid integer"):
+        load_settings()
+    monkeypatch.setenv("DIGITS_MAX_BATCH_FILES", "0")
+    with pytest.raises(SettingsError, match="DIGITS_MAX_BATCH_FILES='0': Input should be greater than 0"):
+        load_settings()
+
+
+def test_threads_follow_cpus_and_workers() -> None:
+    from app.settings import available_cpus
+
+    assert Settings(torch_threads=3).effective_torch_threads == 3
+    assert Settings(workers=1).effective_torch_threads == available_cpus()
+    assert Settings(workers=64).effective_torch_threads == 1

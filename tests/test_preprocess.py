@@ -1,0 +1,263 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from model.data import MnistSplit
+from model.preprocess import (
+    CorruptImage,
+    EmptyImage,
+    ImageTooLarge,
+    NoInk,
+    NotAnImage,
+    Preprocessed,
+    TruncatedImage,
+    preprocess,
+    to_tensor,
+)
+from tests.conftest import draw_seven, encode, ink_bbox
+
+
+def assert_mnist_style(p: Preprocessed) -> None:
+    """White ink on black, fitted into 20x20, centred by mass at (14, 14)."""
+    img = p.image
+    assert img.shape == (28, 28)
+    assert img.dtype == np.float32
+    assert img.max() == pytest.approx(1.0, abs=1e-6)
+    assert img.min() == 0.0
+    top, bottom, left, right = ink_bbox(img)
+    assert max(bottom - top, right - left) + 1 in (20, 21)
+    cy, cx = ndimage.center_of_mass(img)
+    assert abs(cy - 14) <= 0.5
+    assert abs(cx - 14) <= 0.5
+    assert p.tensor.shape == (1, 28, 28)
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference, allowing the one-pixel shifts that rounding the centre of mass can make."""
+    padded = np.pad(b, 1)
+    return min(
+        float(np.abs(a - padded[1 + dy : 29 + dy, 1 + dx : 29 + dx]).mean()) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+    )
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return preprocess(encode(draw_seven())).image
+
+
+def test_offcentre_black_on_white_lands_centred_white_on_black() -> None:
+    p = preprocess(encode(draw_seven(size=(300, 240), offset=(170, 110))))
+    assert_mnist_style(p)
+    assert not p.fast_path
+    # the 7's bar is at the top: the top rows hold more ink than the bottom rows
+    assert p.image[:10].sum() > p.image[18:].sum()
+
+
+def test_size_and_position_do_not_matter(reference: np.ndarray) -> None:
+    small = preprocess(encode(draw_seven(size=(60, 50), offset=(2, 2), scale=0.4))).image
+    large = preprocess(encode(draw_seven(size=(1600, 1200), offset=(900, 700), scale=5))).image
+    assert distance(small, reference) < 0.05
+    assert distance(large, reference) < 0.03
+
+
+def test_tensor_is_normalised_like_training(reference: np.ndarray) -> None:
+    t = to_tensor(reference)
+    assert t.shape == (1, 28, 28)
+    assert float(t.min()) == pytest.approx((0 - 0.1307) / 0.3081)
+    assert float(t.max()) == pytest.approx((1 - 0.1307) / 0.3081)
+
+
+def test_mnist_digits_pass_through_unharmed(mnist_test: MnistSplit) -> None:
+    images = mnist_test.images[:300].numpy()
+    fast = 0
+    for digit in images:
+        p = preprocess(encode(Image.fromarray(digit, "L")))
+        if p.fast_path:
+            fast += 1
+            assert np.array_equal(p.image, digit.astype(np.float32) / 255)
+    assert fast >= 290  # measured 300 of 300; the rest go through the full path
+
+
+def test_inverted_mnist_digit_is_read_back(mnist_test: MnistSplit) -> None:
+    digit = mnist_test.images[0].numpy()
+    p = preprocess(encode(Image.fromarray(255 - digit, "L")))
+    assert p.fast_path
+    np.testing.assert_allclose(p.image, digit.astype(np.float32) / 255, atol=1e-6)
+
+
+def convert(img: Image.Image, mode: str) -> Image.Image:
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(img).astype(np.uint16) * 257)
+    if mode == "LA":
+        return Image.merge("LA", (img, Image.new("L", img.size, 255)))
+    if mode == "1":
+        return img.point(lambda v: 255 if v > 127 else 0).convert("1")
+    return img.convert(mode)
+
+
+CASES = [
+    ("PNG", "L"),
+    ("PNG", "LA"),
+    ("PNG", "RGB"),
+    ("PNG", "RGBA"),
+    ("PNG", "P"),
+    ("PNG", "1"),
+    ("PNG", "I;16"),
+    ("JPEG", "L"),
+    ("JPEG", "RGB"),
+    ("JPEG", "CMYK"),
+    ("GIF", "P"),
+    ("GIF", "L"),
+    ("BMP", "L"),
+    ("BMP", "RGB"),
+    ("BMP", "P"),
+    ("BMP", "1"),
+    ("WEBP", "RGB"),
+    ("WEBP", "RGBA"),
+    ("TIFF", "L"),
+    ("TIFF", "RGB"),
+    ("TIFF", "RGBA"),
+    ("TIFF", "CMYK"),
+    ("TIFF", "I;16"),
+    ("TIFF", "1"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "mode"), CASES, ids=[f"{f}-{m}" for f, m in CASES])
+def test_every_format_and_mode(fmt: str, mode: str, reference: np.ndarray) -> None:
+    img = convert(draw_seven(), mode)
+    data = encode(img, fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {}))
+    stored = {("GIF", "L"): "P", ("BMP", "P"): "L", ("WEBP", "RGBA"): "RGB"}.get((fmt, mode), mode)
+    assert Image.open(io.BytesIO(data)).mode == stored
+    p = preprocess(data)
+    assert_mnist_style(p)
+    lossy = fmt in ("JPEG", "WEBP") or mode == "1"
+    assert distance(p.image, reference) < (0.03 if lossy else 0.005)
+
+
+def canvas(stroke: tuple[int, int, int]) -> bytes:
+    """A 7 on a transparent canvas, as a browser exports it: colour where drawn, alpha 0 elsewhere."""
+    alpha = 255 - np.asarray(draw_seven(size=(280, 280), offset=(100, 80), scale=1.6))
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    rgba[..., :3] = stroke
+    rgba[..., 3] = alpha
+    return encode(Image.fromarray(rgba, "RGBA"))
+
+
+@pytest.mark.parametrize("stroke", [(0, 0, 0), (255, 255, 255), (30, 90, 200)], ids=["black", "white", "blue"])
+def test_transparent_canvas(stroke: tuple[int, int, int], reference: np.ndarray) -> None:
+    p = preprocess(canvas(stroke))
+    assert_mnist_style(p)
+    assert distance(p.image, reference) < 0.03
+
+
+def test_exif_orientation_is_applied(reference: np.ndarray) -> None:
+    stored = draw_seven().transpose(Image.Transpose.ROTATE_90)  # as the camera stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    p = preprocess(encode(stored.convert("RGB"), "JPEG", quality=95, exif=exif))
+    assert distance(p.image, reference) < 0.03
+    assert distance(preprocess(encode(stored)).image, reference) > 0.05  # without the tag: sideways
+
+
+def test_light_ink_on_dark_board(reference: np.ndarray) -> None:
+    p = preprocess(encode(draw_seven(ink=230, paper=40)))
+    assert distance(p.image, reference) < 0.01
+
+
+def test_photo_with_uneven_light_and_noise(reference: np.ndarray) -> None:
+    h, w = 480, 640
+    paper = np.asarray(draw_seven(size=(w, h), offset=(300, 200), scale=2.5), dtype=np.float32) / 255
+    light = np.linspace(0.55, 1.0, w, dtype=np.float32)[None, :]
+    rng = np.random.default_rng(0)
+    gray = np.clip(light * (0.15 + 0.85 * paper) + rng.normal(0, 0.03, (h, w)), 0, 1)
+    p = preprocess(encode(Image.fromarray((gray * 255).astype(np.uint8)).convert("RGB"), "JPEG", quality=80))
+    assert_mnist_style(p)
+    assert distance(p.image, reference) < 0.04
+
+
+def test_thin_pen_is_thickened() -> None:
+    p = preprocess(encode(draw_seven(size=(800, 800), offset=(100, 100), scale=5, width=2)))
+    assert_mnist_style(p)
+    assert (p.image > 0.5).sum() >= 40  # a 1-pixel line shrunk 25x would leave almost nothing
+
+
+def test_specks_do_not_move_the_digit(reference: np.ndarray) -> None:
+    img = draw_seven(size=(400, 400), offset=(150, 150), scale=1.5)
+    for x, y in [(10, 10), (380, 30), (20, 370), (390, 390)]:
+        img.putpixel((x, y), 0)
+    assert distance(preprocess(encode(img)).image, reference) < 0.03
+
+
+def png_with_size(width: int, height: int) -> bytes:
+    """A valid 1x1 PNG whose header claims another size (CRC fixed): a decompression bomb's header."""
+    data = bytearray(encode(Image.new("L", (1, 1))))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        (b"", EmptyImage, "the upload is empty"),
+        (b"\x00\x01garbage" * 50, NotAnImage, "not an image in a supported format"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"><text>7</text></svg>', NotAnImage, "not an image"),
+        (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", NotAnImage, "not an image"),
+        (encode(draw_seven())[:300], TruncatedImage, "image data is truncated"),
+        (encode(draw_seven().convert("RGB"), "JPEG")[:400], TruncatedImage, "image data is truncated"),
+        (png_with_size(100_000, 100_000), ImageTooLarge, "100000x100000 = 10000000000 pixels"),
+        (encode(Image.new("L", (50, 50), 255)), NoInk, "blank"),
+        (encode(Image.new("RGB", (50, 50), (0, 0, 0))), NoInk, "blank"),
+        (encode(Image.new("RGBA", (50, 50), (0, 0, 0, 0))), NoInk, "fully transparent"),
+    ],
+    ids=[
+        "empty",
+        "random",
+        "svg",
+        "pdf",
+        "truncated-png",
+        "truncated-jpeg",
+        "bomb-header",
+        "white",
+        "black",
+        "transparent",
+    ],
+)
+def test_bad_input_raises_typed_errors(data: bytes, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        preprocess(data)
+
+
+def test_bad_crc_in_the_header_is_not_an_image() -> None:
+    data = bytearray(encode(draw_seven()))
+    data[29] ^= 0xFF  # IHDR's CRC
+    with pytest.raises(NotAnImage):
+        preprocess(bytes(data))
+
+
+def test_bad_crc_in_the_pixels_is_corrupt() -> None:
+    data = bytearray(encode(draw_seven()))
+    idat = data.index(b"IDAT")
+    data[idat + 10] ^= 0x01  # one bit of the compressed pixels; Pillow alone would decode it
+    with pytest.raises(CorruptImage, match="PNG chunk 'IDAT' fails its CRC check"):
+        preprocess(bytes(data))
+
+
+def test_pixel_cap_is_configurable() -> None:
+    data = encode(draw_seven(size=(200, 160)))
+    assert preprocess(data, max_pixels=200 * 160).image.shape == (28, 28)
+    with pytest.raises(ImageTooLarge, match="200x160 = 32000 pixels; the limit is 31999"):
+        preprocess(data, max_pixels=31999)
+
+
+def test_sixteen_bit_uses_the_full_range() -> None:
+    seven = np.asarray(draw_seven()).astype(np.uint16)
+    dim = Image.fromarray(seven * 40)  # 0..10200 of 65535: low contrast
+    assert_mnist_style(preprocess(encode(dim)))

@@ -1,0 +1,137 @@
+"""The real server: `uvicorn app.main:app` and `python -m app` as processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from model.data import MnistSplit
+from tests.conftest import ROOT, encode
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health/ready", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("server not ready")
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, object]]:
+    req = urllib.request.Request(url, data=body, headers={"content-type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "DIGITS_TORCH_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
+
+
+def test_thousand_mnist_pngs_over_http(server: str, mnist_test: MnistSplit) -> None:
+    images, labels = mnist_test.images[:1000].numpy(), mnist_test.labels[:1000].tolist()
+
+    def ask(i: int) -> int:
+        png = encode(Image.fromarray(images[i], "L"))
+        body, ctype = multipart("file", f"{i}.png", png) if i % 2 else (png, "image/png")
+        status, answer = post(server + "/predict", body, ctype)
+        assert status == 200, answer
+        return int(answer["digit"])  # type: ignore[call-overload]
+
+    with ThreadPoolExecutor(8) as pool:
+        predicted = list(pool.map(ask, range(1000)))
+    correct = sum(p == y for p, y in zip(predicted, labels, strict=True))
+    assert correct >= 990, correct
+
+
+def test_errors_over_http_leave_it_serving(server: str, mnist_test: MnistSplit) -> None:
+    png = encode(Image.fromarray(mnist_test.images[0].numpy(), "L"))
+    status, body = post(server + "/predict", png[:100], "image/png")
+    assert status == 400
+    assert body["error"]["code"] == "truncated_image"
+    status, body = post(server + "/predict", b"hello", "text/plain")
+    assert status == 415
+    status, body = post(server + "/predict", b"x" * 6_000_000, "image/png")
+    assert status == 413
+    assert body["error"]["code"] == "payload_too_large"
+    assert post(server + "/predict", png, "image/png") == (200, post(server + "/predict", png, "image/png")[1])
+
+
+@pytest.mark.parametrize("command", [["-m", "app"], ["-m", "uvicorn", "app.main:app", "--port", "0"]])
+def test_tampered_checkpoint_stops_start_up(tmp_path: Path, command: list[str]) -> None:
+    ckpt = tmp_path / "mnist_cnn.pt"
+    ckpt.write_bytes((ROOT / "model/weights/mnist_cnn.pt").read_bytes()[:-10] + b"0123456789")
+    (tmp_path / "mnist_cnn.pt.sha256").write_text((ROOT / "model/weights/mnist_cnn.pt.sha256").read_text())
+    env = {**os.environ, "DIGITS_CHECKPOINT": str(ckpt), "DIGITS_PORT": str(free_port())}
+    proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, timeout=60, text=True)
+    assert proc.returncode != 0
+    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    errors = [line["msg"] for line in lines if line["level"] == "error"]
+    assert errors[0].startswith(f"cannot start: {ckpt}: SHA-256 is ")
+    assert errors[0].endswith("(file truncated, swapped or tampered with)")
+
+
+def test_bad_setting_stops_start_up() -> None:
+    env = {**os.environ, "DIGITS_MAX_UPLOAD_BYTES": "-1"}
+    proc = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, timeout=60, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "invalid settings: DIGITS_MAX_UPLOAD_BYTES='-1': Input should be greater than 0"

@@ -1,0 +1,135 @@
+"""A tiny, deterministic training run on generated data; evaluation on MNIST and on image folders."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import data
+from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sha256_of
+from model.data import IdxFile, MnistSplit
+from model.evaluate import evaluate_images, evaluate_mnist, label_of
+from model.evaluate import main as evaluate_main
+from model.train import TrainConfig, augment, train
+from tests.conftest import draw_seven, encode
+from tests.test_data import idx_images, idx_labels
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnist_test: MnistSplit) -> Path:
+    """A 'training set' of 600 real test digits in IDX files, registered with their own MD5s."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    images, labels = mnist_test.images[:600].numpy(), mnist_test.labels[:600].numpy()
+    raw_images, raw_labels = idx_images(images), idx_labels(labels)
+    (folder / "tr-img.gz").write_bytes(gzip.compress(raw_images))
+    (folder / "tr-lbl.gz").write_bytes(gzip.compress(raw_labels))
+    for spec in data.FILES["test"]:
+        (folder / spec.name).symlink_to(data.DEFAULT_DATA_DIR / spec.name)
+    monkeypatch.setitem(
+        data.FILES,
+        "train",
+        (
+            IdxFile("tr-img.gz", hashlib.md5(raw_images).hexdigest(), len(raw_images)),
+            IdxFile("tr-lbl.gz", hashlib.md5(raw_labels).hexdigest(), len(raw_labels)),
+        ),
+    )
+    return folder
+
+
+def test_tiny_training_run_is_deterministic(tiny_mnist: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=2, batch_size=64, seed=3, val_size=100, limit=None, threads=1)
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    metrics = train(cfg, tiny_mnist, first)
+    train(cfg, tiny_mnist, second)
+    a, b = load_checkpoint(first), load_checkpoint(second)
+    for key, value in a.net.state_dict().items():
+        assert torch.equal(value, b.net.state_dict()[key]), key
+    assert metrics["test_n"] == 10000
+    assert 0.5 < metrics["test_accuracy"] < 1.0  # 500 images, 2 epochs: well above chance
+    assert a.meta["train_config"]["seed"] == 3
+    assert set(a.meta["data_md5"]) == {
+        "tr-img.gz",
+        "tr-lbl.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    }
+    assert a.meta["metrics"]["temperature"] > 0
+    assert (first.parent / "a.pt.sha256").read_text() == f"{sha256_of(first)}  a.pt\n"
+
+
+def test_augment_keeps_shape_range_and_is_seeded() -> None:
+    x = torch.rand(8, 1, 28, 28)
+    a = augment(x, torch.Generator().manual_seed(1))
+    b = augment(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape
+    assert torch.equal(a, b)
+    assert float(a.min()) >= 0
+    assert float(a.max()) <= 1
+    assert not torch.equal(a, x)
+
+
+def test_shipped_checkpoint_scores_on_the_full_mnist_test_set(mnist_test: MnistSplit) -> None:
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    ev = evaluate_mnist(model)
+    summary = ev.summary()
+    assert summary["n"] == 10000
+    assert summary["accuracy"] >= 0.994
+    assert summary["accuracy"] == pytest.approx(model.meta["metrics"]["test_accuracy"], abs=1e-9)
+    assert sum(map(sum, summary["confusion_matrix"])) == 10000
+    assert all(row["recall"] > 0.98 for row in summary["per_class"].values())
+
+
+def test_evaluate_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert evaluate_main(["--json", "--limit", "500"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 500
+    assert out["accuracy"] >= 0.99
+    assert out["source"] == "MNIST test set"
+    assert len(out["confusion_matrix"]) == 10
+
+
+def test_label_pattern() -> None:
+    assert label_of(Path("7_photo_0012.jpg")) == (7, "photo")
+    assert label_of(Path("3-canvas.png")) == (3, "canvas")
+    assert label_of(Path("5_.png")) == (5, "")
+    assert label_of(Path("x7.png")) is None
+    assert label_of(Path("17_a.png")) is None
+
+
+def test_evaluate_image_folder_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"7_drawn_{i}.png").write_bytes(encode(draw_seven(offset=(10 + 30 * i, 12))))
+    (folder / "1_blank_0.png").write_bytes(encode(draw_seven(ink=255)))  # no ink: refused, counted wrong
+    (folder / "notes.txt").write_text("ignored")
+    plots = tmp_path / "plots"
+    assert evaluate_main(["--images", str(folder), "--json", "--plots", str(plots)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["n"], out["errors"], out["refused"]) == (4, 1, 1)
+    assert out["accuracy"] == 0.75
+    assert out["by_kind"] == {"blank": {"accuracy": 0.0, "n": 1}, "drawn": {"accuracy": 1.0, "n": 3}}
+    names = sorted(p.name for p in plots.iterdir())
+    assert names == [
+        "confusion_matrix.png",
+        "conv1_filters.png",
+        "conv1_output.png",
+        "conv2_output.png",
+        "misclassified.png",
+    ]
+    assert all((plots / n).stat().st_size > 2000 for n in names)
+
+
+def test_evaluate_images_reads_like_the_service(tmp_path: Path) -> None:
+    (tmp_path / "7_a.png").write_bytes(encode(draw_seven()))
+    model = load_checkpoint(DEFAULT_CHECKPOINT)
+    ev = evaluate_images(model, tmp_path)
+    assert ev.predictions.tolist() == [7]
+    assert np.isclose(ev.images[0].max(), 1.0)
