@@ -1,0 +1,68 @@
+# The verbs people type. `make test` and `make serve` work on a fresh clone: they create .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+MNIST ?= data/mnist
+# Elsewhere, `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` avoids torch's CUDA build.
+TORCH_INDEX ?=
+TORCH_WHEEL_DIR ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+
+.PHONY: install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+serve: install
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow and not docker"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+train: install
+	$(BIN)/python -m model.train --data-dir $(MNIST)
+
+evaluate: install
+	$(BIN)/python -m model.evaluate --data-dir $(MNIST) --plots model/weights/report
+
+realworld: install
+	$(BIN)/python -m model.realworld out/realworld --per-kind 100
+	$(BIN)/python -m model.evaluate --images out/realworld
+
+# The Docker build takes torch's CPU wheel from ./wheels when one is there (machines that reach no
+# PyTorch index keep it in pip's find-links folder); elsewhere it comes from PyTorch's CPU index.
+docker-prep:
+	@if ls $(TORCH_WHEEL_DIR)/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then \
+		cp -l $(TORCH_WHEEL_DIR)/torch-2.13.0+cpu-*.whl wheels/ 2>/dev/null || \
+		cp $(TORCH_WHEEL_DIR)/torch-2.13.0+cpu-*.whl wheels/; \
+		echo "wheels/: $$(ls wheels/*.whl)"; \
+	else echo "no local torch wheel: the image build downloads it"; fi
+
+# Only on machines without a Docker engine (the project's CI machines): installs Debian's engine,
+# the compose plugin and a locally built python:3.11-slim. See deploy/docker-local/README.md.
+docker-local:
+	bash deploy/docker-local/setup.sh
+
+docker-test: install docker-prep
+	$(BIN)/pytest -m docker
+
+clean:
+	rm -rf $(VENV) out wheels .pytest_cache .mypy_cache .ruff_cache
