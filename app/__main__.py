@@ -1,4 +1,8 @@
-"""`python -m app`: check the settings and the checkpoint, then serve with uvicorn (workers from settings)."""
+"""`python -m app`: check the settings and the checkpoint once, then become uvicorn.
+
+The checks import torch; `exec` then replaces this process with a fresh uvicorn (same PID, so
+SIGTERM still reaches it), whose supervisor holds no torch when it runs several workers.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,22 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
-import uvicorn
-
-from app.middleware import configure_logging
+from app.logs import configure_logging
 from app.settings import load_settings
 from model.checkpoint import CheckpointError, load_checkpoint
 
 log = logging.getLogger("app")
+LOG_CONFIG = Path(__file__).resolve().parent / "log_config.json"
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 def main() -> int:
     settings = load_settings()
     configure_logging(settings.log_level)
     try:
-        load_checkpoint(settings.checkpoint)  # fail fast, once, before any worker starts
+        load_checkpoint(settings.checkpoint)  # fail fast, with one line, before any worker starts
     except CheckpointError as e:
         log.error("cannot start: %s", e)
         return 1
@@ -31,17 +36,21 @@ def main() -> int:
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    uvicorn.run(
-        "app.main:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
-    return 0
+    else:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    argv = [
+        sys.executable, "-m", "uvicorn", "app.main:app",
+        "--host", settings.host,
+        "--port", str(settings.port),
+        "--workers", str(settings.workers),
+        "--log-config", str(LOG_CONFIG),
+        "--log-level", settings.log_level,
+        "--no-access-log",
+        "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_SECONDS),
+    ]  # fmt: skip
+    logging.shutdown()
+    os.execv(sys.executable, argv)
+    return 0  # not reached
 
 
 if __name__ == "__main__":

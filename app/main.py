@@ -13,8 +13,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import install_error_handlers
+from app.logs import configure_logging
 from app.metrics import Metrics
-from app.middleware import RequestContext, configure_logging
+from app.middleware import RequestContext
 from app.predictor import Predictor
 from app.routers import health, info, predict
 from app.settings import Settings, load_settings

@@ -9,7 +9,6 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,8 +78,8 @@ class RequestContext:
 
 def _known_path(scope: Scope) -> str:
     """The path, for requests answered before routing (413 from Content-Length), if the API has it."""
-    app = scope.get("app")
-    paths = app.openapi().get("paths", {}) if hasattr(app, "openapi") else {}  # built once, then cached
+    openapi = getattr(scope.get("app"), "openapi", None)
+    paths = openapi().get("paths", {}) if openapi else {}  # built once, then cached by FastAPI
     return scope["path"] if scope["path"] in paths else "unmatched"
 
 
@@ -139,32 +138,3 @@ class _Exchange:
             headers.append((b"connection", b"close"))
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": body})
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, and any `extra={"fields": {...}}`."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True  # our own access line replaces it

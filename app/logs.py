@@ -1,0 +1,40 @@
+"""Logging: one JSON object a line. Torch-free, so uvicorn's supervisor process can use it too."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC), level, logger, message, and any `extra={"fields": {...}}`."""
+
+    converter = time.gmtime  # type: ignore[assignment]  # typeshed: gmtime's argument is optional
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr for everything, uvicorn's own loggers included; our access line replaces
+    uvicorn's."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # our own access line replaces it
