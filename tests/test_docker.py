@@ -1,0 +1,105 @@
+"""The container, end to end: `docker compose up -d --build --wait`, predictions, readiness, a
+non-root user, the train profile writing a checkpoint the API then serves, `docker compose down`.
+
+Needs a Docker engine with compose (on the project's CI machines: `make docker-local`) and
+`make docker-prep`; run with `make docker-test` or `pytest -m docker`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_server import free_port, multipart, post
+
+pytestmark = pytest.mark.docker
+PROJECT = "digits-e2e"
+
+
+def compose(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    proc = subprocess.run(
+        ["docker", "compose", "-p", PROJECT, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"docker compose {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def get(url: str) -> tuple[int, dict[str, object]]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.status, json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    port = free_port()
+    env = {"PORT": str(port)}
+    try:
+        compose("up", "-d", "--build", "--wait", env=env)
+        yield port
+    finally:
+        compose("down", "-v", "--remove-orphans", env=env, timeout=120)
+
+
+def test_container_serves_predictions(port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    assert get(base + "/health/ready")[0] == 200
+    body, ctype = multipart("file", "digit.png", (ROOT / "examples/digit.png").read_bytes())
+    status, answer = post(base + "/predict", body, ctype)
+    assert (status, answer["digit"]) == (200, 7)
+    status, answer = post(base + "/predict", (ROOT / "examples/photo.jpg").read_bytes(), "image/jpeg")
+    assert (status, answer["digit"]) == (200, 2)
+    status, answer = post(base + "/predict", b"not an image", "image/png")
+    assert status == 400
+
+
+def test_container_is_hardened(port: int) -> None:
+    assert compose("exec", "-T", "api", "id", "-u").strip() == "10001"
+    cid = compose("ps", "-q", "api").strip()
+    inspect = json.loads(subprocess.run(["docker", "inspect", cid], capture_output=True, text=True, check=True).stdout)
+    host = inspect[0]["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert host["PortBindings"]["8000/tcp"][0]["HostIp"] == "127.0.0.1"
+    assert inspect[0]["State"]["Health"]["Status"] == "healthy"
+
+
+def test_train_profile_writes_a_checkpoint_the_api_serves(port: int) -> None:
+    mnist = Path(os.environ.get("MNIST_DATA_DIR", ROOT.parent / "shared" / "mnist"))
+    if not (mnist / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"no MNIST training files in {mnist} (set MNIST_DATA_DIR)")
+    env = {"PORT": str(port), "MNIST_DIR": str(mnist.resolve())}
+    compose(
+        "--profile",
+        "train",
+        "run",
+        "--rm",
+        "train",
+        "python",
+        "-m",
+        "model.train",
+        "--dry-run",
+        "--data-dir",
+        "/data",
+        "--output",
+        "/checkpoints/mnist_cnn.pt",
+        env=env,
+    )
+    env["DIGITS_CHECKPOINT"] = "/checkpoints/mnist_cnn.pt"
+    compose("up", "-d", "--wait", "api", env=env)
+    status, info = get(f"http://127.0.0.1:{port}/model")
+    assert status == 200
+    assert info["checkpoint"]["path"] == "/checkpoints/mnist_cnn.pt"  # type: ignore[index]
+    assert info["train_config"]["limit"] == 512  # type: ignore[index]
+    compose("up", "-d", "--wait", "api", env={"PORT": str(port)})  # back to the shipped checkpoint
