@@ -34,7 +34,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     DIGITS_PORT=8000 \
     DIGITS_WORKERS=2 \
     DIGITS_TORCH_THREADS=1 \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
+    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
+    MALLOC_ARENA_MAX=2
 WORKDIR /srv
 COPY app/ app/
 COPY model/ model/

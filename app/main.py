@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except CheckpointError as e:
             log.error("cannot start: %s", e)
             raise
+        app.state.work_limiter = anyio.CapacityLimiter(settings.work_threads)
         app.state.predictor = predictor
         app.state.ready = True
         log.info(
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         body_limits={"/predict/batch": settings.max_batch_bytes},
         default_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        max_in_flight=settings.max_in_flight,
+        timeout=settings.request_timeout,
     )
     return app
 

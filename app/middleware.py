@@ -26,16 +26,32 @@ DRAIN_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 5.0
 
 
-class RequestContext:
-    """Gives every request an id (echoed in X-Request-ID), enforces the body limit while the body
-    streams in, answers anything unexpected with a generic 500, and logs one structured line and
-    the metrics when the response is done."""
+#: Routes that answer even when the service is saturated: probes and scrapes must see the truth.
+UNLIMITED_PREFIXES = ("/health/", "/metrics")
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, body_limits: dict[str, int], default_limit: int) -> None:
+
+class RequestContext:
+    """Per request: an id (echoed in X-Request-ID); the body limit, enforced while the body streams
+    in; back-pressure (past `max_in_flight` requests at once, 503 with Retry-After at once); a
+    deadline (`timeout` seconds, then 503); a generic 500 for anything unexpected; one structured
+    log line and the metrics when the response is done."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        body_limits: dict[str, int],
+        default_limit: int,
+        max_in_flight: int,
+        timeout: float,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.body_limits = body_limits
         self.default_limit = default_limit
+        self.max_in_flight = max_in_flight
+        self.timeout = timeout
+        self.in_flight = 0  # one event loop per worker: no lock needed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,21 +63,23 @@ class RequestContext:
         request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
         exchange = _Exchange(receive, send, request_id, self.body_limits.get(scope["path"], self.default_limit))
+        limited = not scope["path"].startswith(UNLIMITED_PREFIXES)
         try:
             declared = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             declared = 0
         if declared > exchange.limit:  # refused before a byte of the body is read
-            await exchange.send_error(
-                413, PayloadTooLarge.code, f"request body is over the {exchange.limit}-byte limit"
-            )
+            message = f"request body is over the {exchange.limit}-byte limit"
+            await exchange.send_error(413, PayloadTooLarge.code, message)
+        elif limited and self.in_flight >= self.max_in_flight:
+            message = f"the service is at its limit of {self.max_in_flight} requests in flight; retry shortly"
+            await exchange.send_error(503, "overloaded", message, {b"retry-after": b"1"})
         else:
+            self.in_flight += limited
             try:
-                await self.app(scope, exchange.receive, exchange.send)
-            except Exception:  # nothing escapes as a bare 500 or a dropped connection
-                log.exception("unhandled error on %s %s (request %s)", scope["method"], scope["path"], request_id)
-                if not exchange.started:
-                    await exchange.send_error(500, "internal_error", "internal server error")
+                await self._call_app(scope, exchange)
+            finally:
+                self.in_flight -= limited
         seconds = time.perf_counter() - t0
         route = getattr(scope.get("route"), "path", None) or _known_path(scope)
         self.metrics.observe_request(route, scope["method"], exchange.status, seconds)
@@ -74,6 +92,20 @@ class RequestContext:
             "latency_ms": round(seconds * 1000, 2),
         }
         log.info("request", extra={"fields": fields})
+
+    async def _call_app(self, scope: Scope, exchange: _Exchange) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.app(scope, exchange.receive, exchange.send)
+        except TimeoutError:
+            log.error("request %s timed out after %.1f s", exchange.request_id, self.timeout)
+            if not exchange.started:
+                message = f"no answer within {self.timeout:g} s; retry shortly"
+                await exchange.send_error(503, "timeout", message, {b"retry-after": b"1"})
+        except Exception:  # nothing escapes as a bare 500 or a dropped connection
+            log.exception("unhandled error on %s %s (request %s)", scope["method"], scope["path"], exchange.request_id)
+            if not exchange.started:
+                await exchange.send_error(500, "internal_error", "internal server error")
 
 
 def _known_path(scope: Scope) -> str:
@@ -131,9 +163,10 @@ class _Exchange:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(drop(), DRAIN_SECONDS)
 
-    async def send_error(self, status: int, code: str, message: str) -> None:
+    async def send_error(self, status: int, code: str, message: str, extra: dict[bytes, bytes] | None = None) -> None:
         body = json.dumps(error_body(code, message, self.request_id), separators=(",", ":")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += list((extra or {}).items())
         if status == 413:
             headers.append((b"connection", b"close"))
         await self.send({"type": "http.response.start", "status": status, "headers": headers})

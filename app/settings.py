@@ -28,9 +28,19 @@ class Settings(BaseSettings):
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0, description="largest image, in pixels (width x height)")
     max_batch_files: int = Field(64, gt=0, le=1024, description="most images in one /predict/batch request")
     torch_threads: int = Field(0, ge=0, le=256, description="torch CPU threads per worker; 0: CPUs / workers")
+    work_threads: int = Field(
+        2, gt=0, le=64, description="threads per worker decoding and running images; more requests wait their turn"
+    )
     workers: int = Field(1, gt=0, le=64, description="uvicorn worker processes (python -m app)")
     host: str = Field("127.0.0.1", description="bind address (python -m app)")
     port: int = Field(8000, gt=0, lt=65536, description="port (python -m app)")
+    max_in_flight: int = Field(
+        256, gt=0, description="requests handled at once per worker; past it, 503 with Retry-After at once"
+    )
+    request_timeout: float = Field(30.0, gt=0, description="seconds before a request is answered 503 timeout")
+    graceful_shutdown: int = Field(
+        10, ge=0, description="seconds in-flight requests get to finish after SIGTERM (python -m app)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins allowed by CORS; empty: CORS off"

@@ -70,11 +70,11 @@ async def read_batch(request: Request, limit: int, max_files: int) -> list[Uploa
             parts = form.getlist("files")
             if not parts:
                 raise MissingFile("multipart field 'files' with at least one image file is required")
+            if not all(isinstance(part, UploadFile) for part in parts):
+                raise MissingFile("every 'files' entry must be a file upload; one is a text field")
             uploads: list[Upload | ServiceError] = []
             for part in parts:
-                if not isinstance(part, UploadFile):
-                    uploads.append(MissingFile("this 'files' entry is a text field, not a file"))
-                    continue
+                assert isinstance(part, UploadFile)
                 try:
                     uploads.append(Upload(part.filename, await _read_part(part, limit)))
                 except PayloadTooLarge as e:

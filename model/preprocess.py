@@ -135,7 +135,8 @@ def _broken(e: Exception) -> CorruptImage:
 
 
 def _check_png_crcs(data: bytes) -> None:
-    """Pillow skips the CRCs of pixel-data chunks; a flipped bit would decode as a different image."""
+    """Every chunk's CRC (Pillow skips those of pixel data, so a flipped bit would decode as another
+    image), and nothing after IEND: a PNG that is also a ZIP or a script is refused."""
     pos = 8
     while pos + 12 <= len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
@@ -146,8 +147,11 @@ def _check_png_crcs(data: bytes) -> None:
         if zlib.crc32(data[pos + 4 : end]) != crc:
             raise CorruptImage(f"PNG chunk {data[pos + 4 : pos + 8].decode('latin-1')!r} fails its CRC check")
         if data[pos + 4 : pos + 8] == b"IEND":
+            if len(data) > end + 4:
+                raise CorruptImage(f"{len(data) - end - 4} bytes after the end of the PNG image (a polyglot file?)")
             return
         pos = end + 4
+    raise TruncatedImage("image data is truncated")
 
 
 def _has_alpha(img: Image.Image) -> bool:

@@ -216,6 +216,12 @@ def test_batch_missing_files(client: TestClient) -> None:
     assert r.json() == error("missing_file", "multipart field 'files' with at least one image file is required", r)
 
 
+def test_batch_text_field_is_not_a_file(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+    r = client.post("/predict/batch", data={"files": "hello"}, files=[("files", ("a.png", mnist_png[0], "image/png"))])
+    assert r.status_code == 422
+    assert r.json() == error("missing_file", "every 'files' entry must be a file upload; one is a text field", r)
+
+
 def test_batch_wrong_content_type(client: TestClient) -> None:
     r = client.post("/predict/batch", content=b"x", headers={"content-type": "image/png"})
     assert r.status_code == 415

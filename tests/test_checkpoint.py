@@ -131,3 +131,13 @@ def test_weights_that_do_not_fit_the_config(saved: tuple[Path, Net]) -> None:
     rewrite_sidecar(path)
     with pytest.raises(CheckpointError, match="weights do not fit the recorded network config"):
         load_checkpoint(path)
+
+
+def test_swapped_checkpoint_fails_the_hash(saved: tuple[Path, Net], tmp_path: Path) -> None:
+    path, _ = saved
+    other = tmp_path / "other.pt"
+    torch.manual_seed(1)
+    save_checkpoint(other, Net(NetConfig()), {"metrics": {}})
+    path.write_bytes(other.read_bytes())  # a valid checkpoint, but not the one recorded beside it
+    with pytest.raises(CheckpointError, match="truncated, swapped or tampered"):
+        load_checkpoint(path)

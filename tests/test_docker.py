@@ -75,6 +75,15 @@ def test_container_is_hardened(port: int) -> None:
     assert inspect[0]["State"]["Health"]["Status"] == "healthy"
 
 
+def test_image_holds_nothing_but_the_service(port: int) -> None:
+    assert compose("exec", "-T", "api", "ls", "-A", "/srv").split() == ["app", "model"]
+    env = compose("exec", "-T", "api", "env")
+    assert not [
+        line for line in env.splitlines() if any(k in line.upper() for k in ("SECRET", "TOKEN", "PASSWORD", "KEY="))
+    ]
+    assert compose("exec", "-T", "api", "sh", "-c", "touch /srv/x 2>&1 || echo read-only").strip().endswith("read-only")
+
+
 def test_train_profile_writes_a_checkpoint_the_api_serves(port: int) -> None:
     mnist = Path(os.environ.get("MNIST_DATA_DIR", ROOT.parent / "shared" / "mnist"))
     if not (mnist / "train-images-idx3-ubyte.gz").is_file():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from app.deps import PredictorDep, SettingsDep
 from app.errors import ServiceError
@@ -58,7 +57,24 @@ COMMON_ERRORS = [
         "content type 'text/plain' is not accepted; send multipart/form-data (field 'file') or a raw body "
         "with an image/* content type",
     ),
-    (503, "The model is not loaded yet", "not_ready", "the model is not loaded yet; retry shortly"),
+    (
+        503,
+        "Not ready, overloaded or timed out; retry after Retry-After seconds",
+        "not_ready",
+        "the model is not loaded yet; retry shortly",
+    ),
+    (
+        503,
+        "Not ready, overloaded or timed out; retry after Retry-After seconds",
+        "overloaded",
+        "the service is at its limit of 256 requests in flight; retry shortly",
+    ),
+    (
+        503,
+        "Not ready, overloaded or timed out; retry after Retry-After seconds",
+        "timeout",
+        "no answer within 30 s; retry shortly",
+    ),
 ]
 
 
@@ -116,7 +132,7 @@ def _prediction(answer: Answer, version: str) -> Prediction:
 async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep) -> Prediction:
     """Read the digit in one image."""
     upload = await read_single(request, settings.max_upload_bytes)
-    answer = await run_in_threadpool(predictor.predict_bytes, upload.data)
+    answer = await predictor.answer(upload.data, request.app.state.work_limiter)
     return _prediction(answer, predictor.version)
 
 
@@ -144,7 +160,7 @@ async def predict(request: Request, predictor: PredictorDep, settings: SettingsD
                     "schema": {
                         "type": "object",
                         "required": ["files"],
-                        "properties": {"files": {"type": "array", "items": _IMAGE_SCHEMA}},
+                        "properties": {"files": {"type": "array", "items": _IMAGE_SCHEMA, "minItems": 1}},
                     }
                 }
             },
@@ -155,7 +171,7 @@ async def predict_batch(request: Request, predictor: PredictorDep, settings: Set
     """Read the digits in several images with one forward pass, answered in order."""
     uploads = await read_batch(request, settings.max_upload_bytes, settings.max_batch_files)
     readable = [(i, u) for i, u in enumerate(uploads) if not isinstance(u, ServiceError)]
-    answers = await run_in_threadpool(predictor.predict_many, [u.data for _, u in readable])
+    answers = await predictor.answer_many([u.data for _, u in readable], request.app.state.work_limiter)
     request_id = getattr(request.state, "request_id", None)
     items: list[BatchItem] = []
     for i, u in enumerate(uploads):

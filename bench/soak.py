@@ -1,0 +1,170 @@
+"""Soak: `python bench/soak.py [--seconds 60] [--concurrency 64]`.
+
+Starts the service as the Docker image runs it (`python -m app`, 2 workers, 1 torch thread each),
+then keeps `--concurrency` connections busy for `--seconds` with a mix of valid uploads (the four
+examples) and the hostile corpus of tests/hostile.py, each request checked against its expected
+status. Meanwhile it polls /health/ready and the workers' RSS. It prints one summary and exits
+non-zero on any 5xx, dropped connection, wrong answer, readiness failure or RSS growth over 50 MB
+after the first 10 s. Traffic goes to 127.0.0.1 only and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.hostile import corpus  # noqa: E402
+
+EXAMPLES = [("digit.png", "image/png", 7), ("photo.jpg", "image/jpeg", 2), ("canvas.png", "image/png", 4),
+            ("printed.png", "image/png", 5)]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def worker_pids(parent: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args()
+
+    payloads: list[tuple[str, bytes, str, int, int | None]] = [
+        (name, (ROOT / "examples" / name).read_bytes(), ctype, 200, digit) for name, ctype, digit in EXAMPLES
+    ]
+    payloads += [(c.name, c.body, c.content_type, c.status, None) for c in corpus() if c.declared_length is None]
+    valid = [pl for pl in payloads if pl[3] == 200]
+    mix = valid * 6 + payloads  # about two valid requests for every hostile one
+
+    port = free_port()
+    env = {**os.environ, "DIGITS_PORT": str(port), "DIGITS_WORKERS": str(args.workers), "DIGITS_TORCH_THREADS": "1",
+           "DIGITS_LOG_LEVEL": "warning"}  # fmt: skip
+    t_start = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/health/ready")
+            if c.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        if time.perf_counter() - t_start > 30 or server.poll() is not None:
+            print("server did not become ready")
+            return 1
+        time.sleep(0.05)
+    ready_s = time.perf_counter() - t_start
+
+    statuses: Counter[int] = Counter()
+    wrong: Counter[str] = Counter()
+    dropped = Counter[str]()
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + args.seconds
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.perf_counter() < stop_at:
+            name, body, ctype, expected, digit = rng.choice(mix)
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/predict", body=body, headers={"content-type": ctype})
+                r = conn.getresponse()
+                data = r.read()
+                if r.getheader("connection", "").lower() == "close":
+                    conn.close()
+            except (OSError, http.client.HTTPException) as e:
+                with lock:
+                    dropped[type(e).__name__] += 1
+                conn.close()
+                continue
+            ok = r.status == expected and (digit is None or json.loads(data)["digit"] == digit)
+            with lock:
+                statuses[r.status] += 1
+                latencies.append(time.perf_counter() - t0)
+                if not ok:
+                    wrong[f"{name}: {r.status}"] += 1
+        conn.close()
+
+    ready_failures, rss_samples = 0, []
+
+    def monitor() -> None:
+        nonlocal ready_failures
+        while time.perf_counter() < stop_at:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/health/ready")
+                if c.getresponse().status != 200:
+                    ready_failures += 1
+            except (OSError, http.client.HTTPException):
+                ready_failures += 1
+            rss_samples.append((time.perf_counter(), [rss_mb(pid) for pid in worker_pids(server.pid)]))
+            time.sleep(1)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.concurrency)]
+    threads.append(threading.Thread(target=monitor))
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+    total = sum(statuses.values())
+    latencies.sort()
+    settled = [max(r) for t, r in rss_samples if r and t >= rss_samples[0][0] + 10]
+    growth = (settled[-1] - settled[0]) if len(settled) > 1 else 0.0
+    five_xx = sum(n for s, n in statuses.items() if s >= 500)
+    print(f"soak: {args.seconds:g} s at c={args.concurrency}, {args.workers} workers, ready in {ready_s:.2f} s")
+    print(f"  requests {total} ({total / elapsed:.0f}/s), statuses {dict(sorted(statuses.items()))}")
+    print(f"  latency p50 {latencies[total // 2] * 1000:.1f} ms, p99 {latencies[int(total * 0.99)] * 1000:.1f} ms")
+    print(
+        f"  5xx {five_xx}, dropped connections {sum(dropped.values())} {dict(dropped)}, wrong answers "
+        f"{sum(wrong.values())} {dict(wrong)}"
+    )
+    print(f"  /health/ready failures {ready_failures} of {len(rss_samples)} polls")
+    print(
+        f"  worker RSS MB: at 10 s {settled[0] if settled else 0:.0f}, end {settled[-1] if settled else 0:.0f}, "
+        f"max {max(settled, default=0):.0f}, growth after 10 s {growth:+.1f}"
+    )
+    failed = five_xx or dropped or wrong or ready_failures or growth > 50
+    print("SOAK FAILED" if failed else "soak passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
