@@ -11,6 +11,7 @@ import anyio
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import install_error_handlers
@@ -18,7 +19,7 @@ from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestContext
 from app.predictor import Predictor
-from app.routers import health, info, predict
+from app.routers import health, info, page, predict
 from app.settings import Settings, load_settings
 from model.checkpoint import CheckpointError
 
@@ -81,6 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(health.router)
     app.include_router(info.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    report = settings.checkpoint.parent / "report"  # what model.evaluate --plots drew for this checkpoint
+    if report.is_dir():
+        app.mount("/report", StaticFiles(directory=report), name="report")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from model.checkpoint import LoadedModel, load_checkpoint
+from model.explain import png_diverging, png_gray, saliency
 from model.preprocess import PreprocessError, preprocess
 
 log = logging.getLogger("app.predictor")
@@ -25,6 +26,12 @@ class Answer:
     digit: int
     confidence: float
     probabilities: list[float]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    input_png: bytes  # the 28x28 image the model saw, white ink on black
+    saliency_png: bytes  # gradient x input for the answer: red for, blue against
 
 
 class Predictor:
@@ -95,6 +102,16 @@ class Predictor:
     def predict_bytes(self, data: bytes) -> Answer:
         """One image. Raises a PreprocessError subclass for bad input."""
         return self.predict_tensors(preprocess(data, self.max_pixels).tensor.unsqueeze(0))[0]
+
+    def explain_bytes(self, data: bytes) -> tuple[Answer, Explanation]:
+        """One image, with what the model saw and where it looked."""
+        pre = preprocess(data, self.max_pixels)
+        answer = self.predict_tensors(pre.tensor.unsqueeze(0))[0]
+        heat = saliency(self.model.net, pre.image, answer.digit)
+        return answer, Explanation(input_png=png_gray(pre.image), saliency_png=png_diverging(heat))
+
+    async def answer_explained(self, data: bytes, limiter: anyio.CapacityLimiter) -> tuple[Answer, Explanation]:
+        return await anyio.to_thread.run_sync(self.explain_bytes, data, limiter=limiter)
 
     def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
         """Several images in one forward pass; a bad image gives its error in its slot."""

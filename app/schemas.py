@@ -28,6 +28,18 @@ class Prediction(BaseModel):
     model_version: str = Field(description="first 12 hex digits of the checkpoint's SHA-256", examples=["3b073861e954"])
 
 
+class Explanation(BaseModel):
+    input_png: str = Field(description="the 28x28 image the model saw (white ink on black), as a PNG data URL")
+    saliency_png: str = Field(
+        description="gradient x input for the answer, 28x28, as a PNG data URL: red pixels pushed towards the "
+        "answer, blue ones away from it"
+    )
+
+
+class ExplainedPrediction(Prediction):
+    explanation: Explanation | None = Field(None, description="only with ?explain=true")
+
+
 class BatchItem(BaseModel):
     index: int = Field(description="position of the file in the request")
     filename: str | None = Field(None, description="the part's file name, as sent")

@@ -379,3 +379,61 @@ def test_threads_follow_cpus_and_workers() -> None:
     assert Settings(torch_threads=3).effective_torch_threads == 3
     assert Settings(workers=1).effective_torch_threads == available_cpus()
     assert Settings(workers=64).effective_torch_threads == 1
+
+
+def test_explain_returns_both_images(client: TestClient) -> None:
+    import base64
+    import io
+
+    r = client.post("/predict?explain=true", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"digit", "confidence", "probabilities", "model_version", "explanation"}
+    assert body["digit"] == 7
+    images = {}
+    for key in ("input_png", "saliency_png"):
+        prefix, data = body["explanation"][key].split(",", 1)
+        assert prefix == "data:image/png;base64"
+        images[key] = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert images[key].size == (28, 28)
+    assert images["input_png"].mode == "L"
+    assert images["saliency_png"].mode == "RGB"
+    plain = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"}).json()
+    assert {k: v for k, v in body.items() if k != "explanation"} == plain  # same answer, same keys without it
+
+
+def test_explain_must_be_a_boolean(client: TestClient) -> None:
+    r = client.post("/predict?explain=maybe", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 422
+    assert r.json() == error(
+        "invalid_request", "query.explain: Input should be a valid boolean, unable to interpret input", r
+    )
+
+
+def test_page_and_its_files(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert "connect-src 'self'" in r.headers["content-security-policy"]
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert '<canvas id="pad"' in r.text
+    assert "http://" not in r.text
+    assert "https://" not in r.text
+    for path, kind in [
+        ("/static/app.js", "javascript"),
+        ("/static/app.css", "text/css"),
+        ("/report/confusion_matrix.png", "image/png"),
+        ("/report/misclassified.png", "image/png"),
+    ]:
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert kind in r.headers["content-type"], path
+    js = client.get("/static/app.js").text
+    assert "http://" not in js
+    assert "https://" not in js
+
+
+def test_openapi_documents_explain(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    params = spec["paths"]["/predict"]["post"]["parameters"]
+    assert [(p["name"], p["in"], p["schema"]["default"]) for p in params] == [("explain", "query", False)]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from app.deps import PredictorDep, SettingsDep
 from app.errors import ServiceError
@@ -15,6 +16,8 @@ from app.schemas import (
     BatchResponse,
     ErrorDetail,
     ErrorResponse,
+    ExplainedPrediction,
+    Explanation,
     Prediction,
     error_example,
 )
@@ -86,7 +89,8 @@ def _prediction(answer: Answer, version: str) -> Prediction:
 
 @router.post(
     "/predict",
-    response_model=Prediction,
+    response_model=ExplainedPrediction,
+    response_model_exclude_none=True,
     responses={
         200: {"content": {"application/json": {"example": PREDICT_EXAMPLE}}},
         **_errors(
@@ -129,11 +133,32 @@ def _prediction(answer: Answer, version: str) -> Prediction:
         }
     },
 )
-async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep) -> Prediction:
+async def predict(
+    request: Request,
+    predictor: PredictorDep,
+    settings: SettingsDep,
+    explain: Annotated[
+        bool,
+        Query(
+            description="also return the 28x28 image the model saw and a gradient x input saliency map, as "
+            "PNG data URLs in `explanation` (costs a backward pass; off by default)"
+        ),
+    ] = False,
+) -> ExplainedPrediction:
     """Read the digit in one image."""
     upload = await read_single(request, settings.max_upload_bytes)
-    answer = await predictor.answer(upload.data, request.app.state.work_limiter)
-    return _prediction(answer, predictor.version)
+    if not explain:
+        answer = await predictor.answer(upload.data, request.app.state.work_limiter)
+        return ExplainedPrediction(**_prediction(answer, predictor.version).model_dump())
+    answer, why = await predictor.answer_explained(upload.data, request.app.state.work_limiter)
+    return ExplainedPrediction(
+        **_prediction(answer, predictor.version).model_dump(),
+        explanation=Explanation(input_png=_data_url(why.input_png), saliency_png=_data_url(why.saliency_png)),
+    )
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 @router.post(

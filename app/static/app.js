@@ -1,0 +1,204 @@
+// The drawing page: a canvas, an upload control, and the public API (/predict?explain=true, /model).
+"use strict";
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const statusLine = document.getElementById("status");
+const digitOut = document.getElementById("digit");
+const confidenceOut = document.getElementById("confidence");
+const bars = document.getElementById("bars");
+const inputImg = document.getElementById("input");
+const saliencyImg = document.getElementById("saliency");
+const DEBOUNCE_MS = 250;
+
+let drawing = false;
+let inked = false;
+let timer = null;
+let generation = 0; // answers to older requests are dropped
+
+// ten bars, 0-9
+const rows = [];
+for (let d = 0; d < 10; d++) {
+  const li = document.createElement("li");
+  li.dataset.digit = String(d);
+  li.dataset.p = "0";
+  li.innerHTML = `<span>${d}</span><span class="track"><span class="fill"></span></span><span class="pct">0.0%</span>`;
+  bars.appendChild(li);
+  rows.push(li);
+}
+
+function setStatus(text, isError = false) {
+  statusLine.textContent = text;
+  statusLine.classList.toggle("error", isError);
+}
+
+function resetAnswer() {
+  digitOut.textContent = "–";
+  digitOut.dataset.digit = "";
+  confidenceOut.textContent = "–";
+  rows.forEach((li) => {
+    li.dataset.p = "0";
+    li.classList.remove("top");
+    li.querySelector(".fill").style.width = "0";
+    li.querySelector(".pct").textContent = "0.0%";
+  });
+  inputImg.removeAttribute("src");
+  saliencyImg.removeAttribute("src");
+}
+
+function showAnswer(answer) {
+  digitOut.textContent = String(answer.digit);
+  digitOut.dataset.digit = String(answer.digit);
+  confidenceOut.textContent = `${(answer.confidence * 100).toFixed(1)}%`;
+  answer.probabilities.forEach((p, d) => {
+    const li = rows[d];
+    li.dataset.p = String(p);
+    li.classList.toggle("top", d === answer.digit);
+    li.querySelector(".fill").style.width = `${(p * 100).toFixed(2)}%`;
+    li.querySelector(".pct").textContent = `${(p * 100).toFixed(1)}%`;
+  });
+  if (answer.explanation) {
+    inputImg.src = answer.explanation.input_png;
+    saliencyImg.src = answer.explanation.saliency_png;
+  }
+}
+
+async function predict(body, contentType) {
+  const mine = ++generation;
+  setStatus("Reading…");
+  try {
+    const init = { method: "POST", body };
+    if (contentType) init.headers = { "Content-Type": contentType };
+    const response = await fetch("/predict?explain=true", init);
+    const data = await response.json();
+    if (mine !== generation) return;
+    if (!response.ok) {
+      resetAnswer();
+      setStatus(data.error ? data.error.message : `HTTP ${response.status}`, true);
+      return;
+    }
+    showAnswer(data);
+    setStatus(`Read as ${data.digit} by model ${data.model_version}.`);
+  } catch (err) {
+    if (mine === generation) setStatus(`The service did not answer: ${err}`, true);
+  }
+}
+
+function predictCanvas() {
+  if (!inked) return;
+  pad.toBlob((blob) => predict(blob, "image/png"), "image/png");
+}
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(predictCanvas, DEBOUNCE_MS);
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [((event.clientX - box.left) * pad.width) / box.width, ((event.clientY - box.top) * pad.height) / box.height];
+}
+
+function startPen() {
+  ctx.lineWidth = pad.width / 14;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = "#000";
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  event.preventDefault();
+  pad.setPointerCapture(event.pointerId);
+  drawing = true;
+  startPen();
+  const [x, y] = point(event);
+  ctx.beginPath();
+  ctx.moveTo(x, y);
+  ctx.lineTo(x + 0.01, y + 0.01);
+  ctx.stroke();
+  inked = true;
+});
+
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  const [x, y] = point(event);
+  ctx.lineTo(x, y);
+  ctx.stroke();
+  schedule();
+});
+
+function endStroke() {
+  if (!drawing) return;
+  drawing = false;
+  schedule();
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+function clearAll() {
+  generation++;
+  clearTimeout(timer);
+  ctx.clearRect(0, 0, pad.width, pad.height);
+  inked = false;
+  resetAnswer();
+  setStatus("Draw a digit in the box.");
+}
+document.getElementById("clear").addEventListener("click", clearAll);
+pad.addEventListener("keydown", (event) => {
+  if (event.key === "Delete" || event.key === "Backspace" || event.key === "Escape") clearAll();
+});
+
+document.getElementById("file").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (!file) return;
+  clearAll();
+  const form = new FormData();
+  form.append("file", file);
+  predict(form, null);
+  const url = URL.createObjectURL(file); // show it on the pad, fitted, so the user sees what was sent
+  const img = new Image();
+  img.onload = () => {
+    const scale = Math.min(pad.width / img.width, pad.height / img.height);
+    const w = img.width * scale;
+    const h = img.height * scale;
+    ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    URL.revokeObjectURL(url);
+  };
+  img.src = url;
+  event.target.value = "";
+});
+
+async function modelCard() {
+  const card = document.getElementById("card");
+  try {
+    const response = await fetch("/model");
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const m = await response.json();
+    const t = m.train_config || {};
+    const entries = [
+      ["Network", m.architecture.layers.join(" → ")],
+      ["Parameters", m.parameters.toLocaleString("en")],
+      ["MNIST test accuracy", `${(m.metrics.test_accuracy * 100).toFixed(2)}% of ${m.metrics.test_n.toLocaleString("en")} images`],
+      ["Checkpoint", `${m.checkpoint.version} (SHA-256 ${m.checkpoint.sha256})`],
+      ["Trained", `${m.created_at || "unknown"}, torch ${m.torch_version || "?"}`],
+      ["How", `${t.epochs} epochs, batch ${t.batch_size}, AdamW one-cycle to lr ${t.lr}, augmentation ${t.augment ? "on" : "off"}, seed ${t.seed}; best of ${t.epochs} epochs on a ${t.val_size}-image validation split`],
+      ["Calibration", `softmax temperature ${Number(m.metrics.temperature).toFixed(3)}`],
+    ];
+    for (const [name, value] of entries) {
+      const dt = document.createElement("dt");
+      dt.textContent = name;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      card.append(dt, dd);
+    }
+  } catch (err) {
+    card.textContent = `Model information is not available: ${err}`;
+  }
+}
+
+document.querySelectorAll(".report img").forEach((img) => {
+  img.addEventListener("error", () => img.closest("figure").remove());
+});
+
+resetAnswer();
+modelCard();

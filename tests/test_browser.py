@@ -1,0 +1,151 @@
+"""The drawing page in a real browser: Playwright driving Debian's headless Chromium.
+
+Screenshots of each state go to test-output/browser/. Without /usr/bin/chromium these tests are
+skipped, unless REQUIRE_BROWSER=1 (as in CI), when they fail instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_reliability import Server, start, stop
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+OUT = ROOT / "test-output" / "browser"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and os.environ.get("REQUIRE_BROWSER") != "1",
+        reason=f"no Chromium at {CHROMIUM} (apt-get install chromium; CI sets REQUIRE_BROWSER=1)",
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    s = start({})
+    yield s
+    stop(s)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=flags)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: sync_api.Browser, server: Server) -> Iterator[tuple[sync_api.Page, list[str]]]:
+    # bypass_csp: the page's CSP forbids eval, which Playwright's wait_for_function needs; the
+    # header itself is checked in tests/test_api.py, and every request is recorded below.
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True, bypass_csp=True
+    )
+    pg = context.new_page()
+    requests: list[str] = []
+    pg.on("request", lambda r: requests.append(r.url))
+    pg.goto(f"http://127.0.0.1:{server.port}/")
+    pg.wait_for_selector("#card dt")  # the model card has loaded
+    yield pg, requests
+    context.close()
+    assert requests, "the page made no requests at all"
+    hosts = {urlsplit(u).netloc for u in requests if not u.startswith(("data:", "blob:"))}
+    assert hosts == {f"127.0.0.1:{server.port}"}, f"requests to other hosts: {hosts}"
+
+
+def draw_seven(pg: sync_api.Page) -> None:
+    box = pg.locator("#pad").bounding_box()
+    assert box is not None
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    strokes = [[(0.25, 0.22), (0.75, 0.22), (0.45, 0.85)]]  # the bar, then the long diagonal
+    for stroke in strokes:
+        pg.mouse.move(x + stroke[0][0] * w, y + stroke[0][1] * h)
+        pg.mouse.down()
+        for (ax, ay), (bx, by) in itertools.pairwise(stroke):
+            for i in range(1, 21):
+                t = i / 20
+                pg.mouse.move(x + (ax + (bx - ax) * t) * w, y + (ay + (by - ay) * t) * h)
+        pg.mouse.up()
+
+
+def bar_sum(pg: sync_api.Page) -> float:
+    return float(pg.eval_on_selector_all("#bars li", "els => els.reduce((s, e) => s + Number(e.dataset.p), 0)"))
+
+
+def shown_percent_sum(pg: sync_api.Page) -> float:
+    texts = pg.locator("#bars .pct").all_text_contents()
+    return sum(float(t.rstrip("%")) for t in texts)
+
+
+def test_drawn_seven_is_read_as_seven(page: tuple[sync_api.Page, list[str]]) -> None:
+    pg, _ = page
+    OUT.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(OUT / "0-empty.png"), full_page=True)
+    draw_seven(pg)
+    pg.wait_for_function("document.getElementById('digit').dataset.digit !== ''")
+    pg.wait_for_function("document.getElementById('input').src.startsWith('data:image/png')")
+    pg.screenshot(path=str(OUT / "1-drawn-seven.png"), full_page=True)
+    assert pg.locator("#digit").text_content() == "7"
+    assert bar_sum(pg) == pytest.approx(1.0, abs=1e-6)
+    assert shown_percent_sum(pg) == pytest.approx(100.0, abs=0.6)  # ten values rounded to 0.1
+    assert pg.locator("#saliency").get_attribute("src", timeout=1000).startswith("data:image/png;base64,")
+
+
+def test_uploaded_photo_is_read(page: tuple[sync_api.Page, list[str]]) -> None:
+    pg, _ = page
+    pg.set_input_files("#file", str(ROOT / "examples" / "photo.jpg"))
+    pg.wait_for_function("document.getElementById('digit').dataset.digit !== ''")
+    pg.screenshot(path=str(OUT / "2-uploaded-photo.png"), full_page=True)
+    assert pg.locator("#digit").text_content() == "2"
+    assert bar_sum(pg) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_blank_upload_shows_the_error(page: tuple[sync_api.Page, list[str]], tmp_path: Path) -> None:
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    pg, _ = page
+    pg.set_input_files("#file", str(blank))
+    pg.wait_for_function("document.getElementById('status').classList.contains('error')")
+    assert pg.locator("#status").text_content() == "the image is blank: no ink found"
+    assert pg.locator("#digit").text_content() == "–"
+
+
+def test_clear_resets(page: tuple[sync_api.Page, list[str]]) -> None:
+    pg, _ = page
+    draw_seven(pg)
+    pg.wait_for_function("document.getElementById('digit').dataset.digit !== ''")
+    pg.click("#clear")
+    pg.screenshot(path=str(OUT / "3-cleared.png"), full_page=True)
+    assert pg.locator("#digit").text_content() == "–"
+    assert bar_sum(pg) == 0
+    assert pg.locator("#input").get_attribute("src") is None
+    blank = pg.evaluate(
+        "() => { const c = document.getElementById('pad');"
+        " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every(v => v === 0); }"
+    )
+    assert blank is True
+
+
+def test_keyboard_reaches_every_control(page: tuple[sync_api.Page, list[str]]) -> None:
+    pg, _ = page
+    reached = []
+    for _ in range(6):
+        pg.keyboard.press("Tab")
+        reached.append(pg.evaluate("document.activeElement.id"))
+    assert {"pad", "clear", "file"} <= set(reached)
