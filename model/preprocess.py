@@ -50,13 +50,15 @@ DEFAULT_MAX_PIXELS = 25_000_000
 #: message) replaces Pillow's process-wide one.
 Image.MAX_IMAGE_PIXELS = None
 #: Working resolution: larger images are reduced to this longer side before analysis.
-WORK_SIDE = 512
+WORK_SIDE = 256
 #: Below this spread between darkest and lightest (on 0-1), the image is blank.
 MIN_CONTRAST = 0.12
 #: Stroke width / digit size in MNIST: 10th percentile 0.109, median 0.141 (measured on 5,000
 #: training digits); strokes thinner than MIN are thickened to TARGET.
 MIN_STROKE_RATIO = 0.10
 TARGET_STROKE_RATIO = 0.13
+#: Background spread (5th to 90th percentile, on 0-1) under which the light is taken as even.
+FLAT_BACKGROUND = 0.05
 #: Centre of mass of MNIST training digits, (row, col): measured 13.99, 14.00.
 COM_TARGET = (14.0, 14.0)
 
@@ -197,17 +199,22 @@ def to_gray(img: Image.Image) -> np.ndarray:
     return result
 
 
+_OTSU_BINS = 64
+_OTSU_CENTRES = (np.arange(_OTSU_BINS) + 0.5) / _OTSU_BINS
+
+
 def _otsu(values: np.ndarray) -> float:
-    hist, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
-    hist = hist.astype(np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
+    """Otsu's threshold over 64 bins of [0, 1] (bincount: several times faster than np.histogram)."""
+    bins = np.clip((values.ravel() * _OTSU_BINS).astype(np.intp), 0, _OTSU_BINS - 1)
+    hist = np.bincount(bins, minlength=_OTSU_BINS).astype(np.float64)
+    centres = _OTSU_CENTRES
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     m0 = np.cumsum(hist * centres)
     mu0 = m0 / np.maximum(w0, 1)
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(edges[int(np.argmax(between)) + 1])
+    return (int(np.argmax(between)) + 1) / _OTSU_BINS
 
 
 def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
@@ -221,6 +228,9 @@ def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
     scale = min(1.0, 48 / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = np.asarray(Image.fromarray(ink, mode="F").resize(size, Image.Resampling.BOX))
+    paper = small[small < threshold]
+    if paper.size and float(np.percentile(paper, 90) - np.percentile(paper, 5)) < FLAT_BACKGROUND:
+        return np.full_like(ink, float(np.median(paper)))  # evenly lit: no need for the local median
     window = max(3, max(small.shape) // 3)
     level = ndimage.median_filter(small, size=window, mode="nearest")
     inked = level >= threshold
@@ -368,14 +378,20 @@ def to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     return ((t - MEAN) / STD).unsqueeze(-3)
 
 
+def _passes_through(gray: np.ndarray) -> np.ndarray | None:
+    """An MNIST-like 28x28 image, made white on black if it was not, or None."""
+    if gray.shape != (SIZE, SIZE):
+        return None
+    raw = gray if float(np.median(gray)) < 0.5 else 1.0 - gray
+    return raw.astype(np.float32) if is_mnist_like(raw) else None
+
+
 def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """Grayscale in [0, 1] (any size, any polarity) -> 28x28 white-on-black, and whether it passed through."""
-    ink = ink_map(gray)
-    if ink.shape == (SIZE, SIZE):
-        raw = gray if float(np.median(gray)) < 0.5 else 1.0 - gray
-        if is_mnist_like(raw):
-            return raw.astype(np.float32), True
-    ink = keep_digit(ink)
+    same = _passes_through(gray)
+    if same is not None:
+        return same, True
+    ink = keep_digit(ink_map(gray))
     crop = _thicken(_crop(ink))
     return fit_and_centre(crop), False
 
@@ -383,5 +399,9 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
     """Image bytes -> the model's input. Raises a `PreprocessError` subclass for bad input."""
     img = decode(data, max_pixels=max_pixels)
+    if img.size == (SIZE, SIZE) and img.mode == "L":  # the common MNIST upload: no conversion needed
+        same = _passes_through(np.asarray(img, dtype=np.float32) / 255.0)
+        if same is not None:
+            return Preprocessed(image=same, tensor=to_tensor(same), fast_path=True)
     image, fast = mnistify(to_gray(img))
     return Preprocessed(image=image, tensor=to_tensor(image), fast_path=fast)

@@ -1,0 +1,271 @@
+"""Load benchmark: `python bench/bench.py [--seconds 10] [--no-peers]` (needs wrk: apt-get install wrk).
+
+1. Starts the service as the Docker image runs it (`python -m app`, 2 workers, 1 torch thread each,
+   info logging) and times start to ready.
+2. Loads it with wrk on 127.0.0.1 at c=1, 16 and 64 for a 28x28 MNIST PNG, a 280x280 RGB PNG (black
+   digit on white) and a 280x280 transparent RGBA canvas PNG, each as a raw body and as multipart:
+   req/s, p50, p99, non-2xx and socket errors.
+3. /predict/batch with 64 images a request (c=4): images/s, beside the pure forward-pass throughput
+   of the network measured in the same run (2 processes, 1 thread each, batch 64).
+4. Worker RSS after the loads.
+5. Unless --no-peers: ../shared/peers/run.sh with this service as PROJECT_CMD, so TorchServe,
+   LitServe, a tutorial FastAPI app and this service are measured in one run, and the ratios.
+
+Writes bench/results/<UTC stamp>/ (summary.md, results.json, wrk outputs) and prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PEERS = ROOT.parent / "shared" / "peers"
+CONCURRENCIES = (1, 16, 64)
+BATCH = 64
+
+
+def png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def multipart(parts: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for field, name, data in parts
+    )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def make_payloads(out: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (body file, content type), and the 28x28 PNG as mnist28.png."""
+    from model.data import load_split
+
+    test = load_split("test")
+    digit = test.images[0].numpy()  # a 7, as the peers' mnist28 payload
+    big = Image.fromarray(255 - digit, "L").resize((280, 280), Image.Resampling.BILINEAR)
+    images = {"mnist28": png(Image.fromarray(digit, "L")), "canvas280": png(big.convert("RGB"))}
+    alpha = np.asarray(Image.fromarray(digit, "L").resize((280, 280), Image.Resampling.BILINEAR))
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = alpha
+    images["rgba280"] = png(Image.fromarray(rgba, "RGBA"))
+    out.mkdir(parents=True, exist_ok=True)
+    bodies: dict[str, tuple[Path, str]] = {}
+    for name, data in images.items():
+        (out / f"{name}.raw").write_bytes(data)
+        bodies[f"{name}/raw"] = (out / f"{name}.raw", "image/png")
+        body, ctype = multipart([("file", f"{name}.png", data)])
+        (out / f"{name}.multipart").write_bytes(body)
+        bodies[f"{name}/multipart"] = (out / f"{name}.multipart", ctype)
+    body, ctype = multipart([("files", f"{i}.png", images["mnist28"]) for i in range(BATCH)])
+    (out / "batch64.multipart").write_bytes(body)
+    bodies["batch64/multipart"] = (out / "batch64.multipart", ctype)
+    return bodies
+
+
+def wrk(url: str, body: Path, ctype: str, conc: int, seconds: float, log: Path) -> dict[str, float]:
+    env = {**os.environ, "BODY_FILE": str(body), "CONTENT_TYPE": ctype}
+    cmd = ["wrk", "-t1", f"-c{conc}", f"-d{seconds:g}s", "--timeout", "10s", "--latency",
+           "-s", str(ROOT / "bench" / "post_body.lua"), url]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False).stdout
+    log.write_text(out)
+    m = re.search(r"RESULT (.*)", out)
+    if not m:
+        raise RuntimeError(f"no wrk result in {log}")
+    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def _forward_worker(seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    import torch
+
+    from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+
+    torch.set_num_threads(1)
+    net = load_checkpoint(DEFAULT_CHECKPOINT).net
+    x = torch.randn(BATCH, 1, 28, 28)
+    with torch.inference_mode():
+        for _ in range(20):
+            net(x)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            net(x)
+            n += BATCH
+    queue.put(n / (time.perf_counter() - t0))
+
+
+def forward_throughput(processes: int = 2, seconds: float = 5.0) -> float:
+    """Images/s of the bare network at batch 64: `processes` processes, 1 torch thread each."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_forward_worker, args=(seconds, queue)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    total = sum(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join()
+    return float(total)
+
+
+def serve(port: int) -> tuple[subprocess.Popen[bytes], float]:
+    env = {**os.environ, "DIGITS_PORT": str(port), "DIGITS_HOST": "127.0.0.1", "DIGITS_WORKERS": "2",
+           "DIGITS_TORCH_THREADS": "1", "DIGITS_LOG_LEVEL": "info"}  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    while time.perf_counter() - t0 < 60:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as r:
+                if r.status == 200:
+                    return proc, time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("service not ready in 60 s")
+
+
+def run_peers(seconds: float, out: Path) -> list[dict[str, str]]:
+    cmd = (f"cd {ROOT} && DIGITS_WORKERS=2 DIGITS_TORCH_THREADS=1 DIGITS_HOST=127.0.0.1 DIGITS_PORT={{port}} "
+           f"{sys.executable} -m app")  # fmt: skip
+    env = {**os.environ, "PROJECT_CMD": cmd, "PROJECT_DIR": str(ROOT)}
+    env.setdefault("PEERS_WORK", "/tmp/peers-work")
+    configs = ["naive_fastapi_w2", "litserve_b1_w2", "litserve_b32_w1", "litserve_b32_w1_canvas", "torchserve_w2",
+               "torchserve_w2_b32", "torchserve_w2_b32_canvas", "project_.*"]  # fmt: skip
+    regex = f"^({'|'.join(configs)})$"
+    log = out / "peers.log"
+    with open(log, "w") as f:
+        subprocess.run(["bash", str(PEERS / "run.sh"), f"{seconds:g}", "1", regex], env=env, stdout=f,
+                       stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    m = re.findall(r"results in (\S+)", log.read_text())
+    if not m:
+        raise RuntimeError(f"peers run gave no results; see {log}")
+    text = (Path(m[-1]) / "results.csv").read_text()
+    (out / "peers.csv").write_text(text)
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def ratios(rows: list[dict[str, str]]) -> list[str]:
+    def get(config: str, conc: int) -> dict[str, str] | None:
+        return next((r for r in rows if r["config"] == config and int(r["conc"]) == conc), None)
+
+    lines = []
+    peers28 = [r for r in rows if r["payload"] == "mnist28" and not r["config"].startswith("project")]
+    peers280 = [r for r in rows if r["payload"] == "canvas280" and not r["config"].startswith("project")]
+    for payload, peers, suffix in (("mnist28", peers28, ""), ("canvas280", peers280, "_canvas")):
+        best = max((r for r in peers if int(r["conc"]) == 64), key=lambda r: float(r["rps"]), default=None)
+        if best is None:
+            continue
+        for fmt in ("raw", "multipart"):
+            ours = get(f"project_{fmt}{suffix}", 64)
+            if ours is None:
+                continue
+            lines.append(
+                f"| {payload} c=64 {fmt} | {float(ours['rps']):,.0f} req/s, p99 {float(ours['p99_ms']):.1f} ms | "
+                f"{best['config']} {float(best['rps']):,.0f} req/s, p99 {float(best['p99_ms']):.1f} ms | "
+                f"**{float(ours['rps']) / float(best['rps']):.2f}x** |"
+            )
+    for fmt in ("raw", "multipart"):
+        one = get(f"project_{fmt}", 1)
+        if one:
+            p50, p99 = float(one["p50_ms"]), float(one["p99_ms"])
+            lines.append(f"| mnist28 c=1 {fmt} | p50 {p50:.2f} ms, p99 {p99:.2f} ms | | |")
+    return lines
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--port", type=int, default=18090)
+    args = p.parse_args()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "bench" / "results" / stamp
+    (out / "wrk").mkdir(parents=True)
+    bodies = make_payloads(out / "payloads")
+    results: dict[str, object] = {"stamp": stamp, "seconds": args.seconds, "cases": []}
+
+    forward = forward_throughput()
+    results["forward_images_per_s"] = forward
+    proc, ready_s = serve(args.port)
+    results["start_to_ready_s"] = ready_s
+    base = f"http://127.0.0.1:{args.port}"
+    lines = ["| case | c | req/s | p50 ms | p99 ms | non-2xx | socket errors |", "|---|---|---|---|---|---|---|"]
+    rss: list[float] = []
+    try:
+        for name in ("mnist28", "canvas280", "rgba280"):
+            for fmt in ("raw", "multipart"):
+                body, ctype = bodies[f"{name}/{fmt}"]
+                wrk(base + "/predict", body, ctype, 16, 2, out / "wrk" / f"{name}_{fmt}_warmup.txt")
+                for c in CONCURRENCIES:
+                    r = wrk(base + "/predict", body, ctype, c, args.seconds, out / "wrk" / f"{name}_{fmt}_c{c}.txt")
+                    results["cases"].append({"payload": name, "body": fmt, "conc": c, **r})  # type: ignore[union-attr]
+                    lines.append(f"| {name} {fmt} | {c} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                                 f"{r['non200']:.0f} | {r['sock_err']:.0f} |")  # fmt: skip
+                    rss += [rss_mb(pid) for pid in children(proc.pid)]
+        body, ctype = bodies["batch64/multipart"]
+        r = wrk(base + "/predict/batch", body, ctype, 4, args.seconds, out / "wrk" / "batch64_c4.txt")
+        rss += [rss_mb(pid) for pid in children(proc.pid)]
+        results["batch64"] = {**r, "images_per_s": r["rps"] * BATCH}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    results["worker_rss_mb_max"] = max(rss, default=0.0)
+
+    batch = results["batch64"]
+    assert isinstance(batch, dict)
+    summary = [
+        f"# Benchmark {stamp}", "",
+        f"`python bench/bench.py --seconds {args.seconds:g}`: service as the Docker image runs it (2 workers, 1 torch "
+        "thread each), wrk -t1 on 127.0.0.1, this 2-core machine.", "",
+        *lines, "",
+        f"- /predict/batch, 64 MNIST PNGs a request, c=4: {batch['images_per_s']:,.0f} images/s "
+        f"(p99 {batch['p99_ms']:.1f} ms); pure forward pass at batch 64, 2 processes x 1 thread: "
+        f"{forward:,.0f} images/s; ratio **{batch['images_per_s'] / forward:.2f}**",
+        f"- start to ready: {ready_s:.2f} s; worker RSS after the loads: max {results['worker_rss_mb_max']:.0f} MB",
+    ]  # fmt: skip
+    if not args.no_peers and (PEERS / "run.sh").exists():
+        rows = run_peers(args.seconds, out)
+        results["peers"] = rows
+        summary += ["", "## Against the peers (one run of ../shared/peers/run.sh, this service as PROJECT_CMD)", "",
+                    "| case | this service | best peer | ratio |", "|---|---|---|---|", *ratios(rows)]  # fmt: skip
+    text = "\n".join(summary) + "\n"
+    (out / "summary.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(text)
+    print(f"results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
