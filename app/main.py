@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from app.batcher import Batcher
 from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.metrics import Metrics
@@ -57,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("cannot start: %s", e)
             raise
         app.state.work_limiter = anyio.CapacityLimiter(settings.work_threads)
+        app.state.batcher = Batcher(
+            predictor.predict_tensors, settings.max_batch_size, settings.batch_wait_ms / 1000, app.state.work_limiter
+        )
         app.state.predictor = predictor
         app.state.ready = True
         log.info(

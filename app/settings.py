@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     work_threads: int = Field(
         2, gt=0, le=64, description="threads per worker decoding and running images; more requests wait their turn"
     )
+    max_batch_size: int = Field(64, gt=0, le=1024, description="most single-image requests in one forward pass")
+    batch_wait_ms: float = Field(
+        0.0, ge=0, le=100, description="how long a batch waits for company; 0: none, a lone request is not delayed"
+    )
     workers: int = Field(1, gt=0, le=64, description="uvicorn worker processes (python -m app)")
     host: str = Field("127.0.0.1", description="bind address (python -m app)")
     port: int = Field(8000, gt=0, lt=65536, description="port (python -m app)")

@@ -284,20 +284,19 @@ def test_not_found_and_wrong_method(client: TestClient) -> None:
 
 
 def test_unexpected_error_is_a_generic_500(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    predictor = client.app.state.predictor  # type: ignore[attr-defined]
+    batcher = client.app.state.batcher  # type: ignore[attr-defined]
 
-    def boom(data: bytes) -> None:
+    def boom(inputs: object) -> None:
         raise RuntimeError("secret internals")
 
-    original = predictor.predict_bytes
-    predictor.predict_bytes = boom
+    original, batcher.run = batcher.run, boom
     with caplog.at_level(logging.ERROR, logger="app.access"):
         r = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
     assert r.status_code == 500
     assert r.json() == error("internal_error", "internal server error", r)
     assert "secret" not in r.text
     assert any("secret internals" in (rec.exc_text or str(rec.exc_info)) for rec in caplog.records)
-    predictor.predict_bytes = original
+    batcher.run = original
     assert client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"}).status_code == 200
 
 

@@ -1,0 +1,63 @@
+"""Dynamic batching: concurrent single-image requests share one forward pass.
+
+Each request's image is preprocessed on its own, then queued here. One drain task runs a forward
+pass over everything queued (up to `max_batch`) on a worker thread; whatever arrives meanwhile
+forms the next batch. A lone request is therefore not delayed (nothing waits for company unless
+`max_wait` is set), and a crowd is served in batches. Answers go back to their own callers in
+order; a batch that fails fails only its own requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+import torch
+
+from app.predictor import Answer
+
+
+class Batcher:
+    def __init__(
+        self,
+        run: Callable[[torch.Tensor], list[Answer]],
+        max_batch: int,
+        max_wait: float,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        self.run = run  # (N, 1, 28, 28) -> N answers
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.limiter = limiter
+        self._queue: list[tuple[torch.Tensor, asyncio.Future[Answer]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def submit(self, tensor: torch.Tensor) -> Answer:
+        """Queue one (1, 28, 28) input; its answer, once the batch it joins has run."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._queue.append((tensor, future))
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            if self.max_wait > 0 and len(self._queue) < self.max_batch:
+                await asyncio.sleep(self.max_wait)  # deliberate wait for company, off by default
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            live = [(t, f) for t, f in batch if not f.done()]  # callers that gave up are skipped
+            if not live:
+                continue
+            try:
+                inputs = torch.stack([t for t, _ in live])  # (N, 1, 28, 28)
+                answers = await anyio.to_thread.run_sync(self.run, inputs, limiter=self.limiter)
+            except Exception as e:  # noqa: BLE001 - handed to this batch's callers, who answer 500
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for (_, future), answer in zip(live, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
