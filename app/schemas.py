@@ -82,3 +82,12 @@ PREDICT_EXAMPLE = {
 
 def error_example(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "request_id": "5f0c6d0e9a7b4c1d"}}
+
+
+NOT_READY_RESPONSE: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "The model is not loaded, verified and warmed up yet",
+    "content": {
+        "application/json": {"example": error_example("not_ready", "the model is not loaded yet; retry shortly")}
+    },
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import PredictorDep
-from app.schemas import ErrorResponse, Liveness, Readiness, error_example
+from app.schemas import NOT_READY_RESPONSE, Liveness, Readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -19,17 +19,7 @@ async def live() -> Liveness:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses={
-        503: {
-            "model": ErrorResponse,
-            "description": "Model not loaded, verified and warmed up yet",
-            "content": {
-                "application/json": {
-                    "example": error_example("not_ready", "the model is not loaded yet; retry shortly")
-                }
-            },
-        }
-    },
+    responses={503: NOT_READY_RESPONSE},
 )
 async def ready(predictor: PredictorDep) -> Readiness:
     """200 once the checkpoint is loaded, verified and warmed up; 503 before."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.deps import MetricsDep, PredictorDep
-from app.schemas import ErrorResponse, ModelInfo, error_example
+from app.schemas import NOT_READY_RESPONSE, ModelInfo
 from model.network import Net
 
 router = APIRouter(tags=["info"])
@@ -29,17 +29,7 @@ def _layers(net: Net) -> list[str]:
 @router.get(
     "/model",
     response_model=ModelInfo,
-    responses={
-        503: {
-            "model": ErrorResponse,
-            "description": "Model not loaded yet",
-            "content": {
-                "application/json": {
-                    "example": error_example("not_ready", "the model is not loaded yet; retry shortly")
-                }
-            },
-        }
-    },
+    responses={503: NOT_READY_RESPONSE},
 )
 async def model_info(predictor: PredictorDep) -> ModelInfo:
     """The network, its checkpoint and how it was trained and measured."""
