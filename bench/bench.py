@@ -98,6 +98,14 @@ def wrk(url: str, body: Path, ctype: str, conc: int, seconds: float, log: Path) 
     return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]
