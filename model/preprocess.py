@@ -319,12 +319,17 @@ def keep_digit(ink: np.ndarray) -> np.ndarray:
     return kept
 
 
-def _crop(ink: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+def _bbox(ink: np.ndarray, threshold: float = 0.05) -> tuple[int, int, int, int]:
     rows = np.flatnonzero((ink > threshold).any(axis=1))
     cols = np.flatnonzero((ink > threshold).any(axis=0))
     if rows.size == 0:
         raise NoInk("no ink found")
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _crop(ink: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    r0, r1, c0, c1 = _bbox(ink, threshold)
+    return ink[r0:r1, c0:c1]
 
 
 def _thicken(crop: np.ndarray) -> np.ndarray:
@@ -407,14 +412,6 @@ def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small: np.ndarray = np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX))
     return small
-
-
-def _bbox(ink: np.ndarray, threshold: float = 0.05) -> tuple[int, int, int, int]:
-    rows = np.flatnonzero((ink > threshold).any(axis=1))
-    cols = np.flatnonzero((ink > threshold).any(axis=0))
-    if rows.size == 0:
-        raise NoInk("no ink found")
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _even_border(gray: np.ndarray) -> bool:
