@@ -6,6 +6,8 @@ specks and border clutter dropped -> ink cropped -> thin strokes thickened -> fi
 20x20 keeping aspect ratio -> centred by centre of mass in 28x28 -> normalised tensor.
 
 An image that is already MNIST-like (28x28, white ink centred on black) passes through as is.
+Larger images are analysed at WORK_SIDE (photos) or ANALYSIS_SIDE (clean backgrounds, with a
+closer look at a digit found small).
 """
 
 from __future__ import annotations
@@ -276,7 +278,8 @@ def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
-    """White ink on black in [0, 1]: polarity decided by the border, background taken away."""
+    """White ink on black in [0, 1]: polarity from which pixels are the minority (or the border),
+    background and uneven light taken away, contrast stretched so the ink is 1."""
     smooth = ndimage.uniform_filter(gray, size=3) if min(gray.shape) >= 3 else gray
     if float(smooth.max() - smooth.min()) < MIN_CONTRAST:
         raise NoInk("the image is blank: no ink found")
