@@ -112,8 +112,12 @@ def children(pid: int) -> list[int]:
 
 
 def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    """Resident memory of a process in MB; 0 if it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
 
 
 def _forward_worker(seconds: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

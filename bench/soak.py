@@ -16,7 +16,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,29 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import children, free_port, rss_mb  # noqa: E402  (bench/bench.py, beside this script)
 from tests.hostile import corpus  # noqa: E402
 
 EXAMPLES = [("digit.png", "image/png", 7), ("photo.jpg", "image/jpeg", 2), ("canvas.png", "image/png", 4),
             ("printed.png", "image/png", 5)]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def worker_pids(parent: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out]
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
 
 
 def main() -> int:
@@ -130,7 +111,7 @@ def main() -> int:
                     ready_failures += 1
             except (OSError, http.client.HTTPException):
                 ready_failures += 1
-            rss_samples.append((time.perf_counter(), [rss_mb(pid) for pid in worker_pids(server.pid)]))
+            rss_samples.append((time.perf_counter(), [rss_mb(pid) for pid in children(server.pid)]))
             time.sleep(1)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.concurrency)]
