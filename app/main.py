@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.batcher import Batcher
 from app.errors import install_error_handlers
+from app.fastpath import FastPredict
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestContext
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     report = settings.checkpoint.parent / "report"  # what model.evaluate --plots drew for this checkpoint
     if report.is_dir():
         app.mount("/report", StaticFiles(directory=report), name="report")
+    # innermost: inside CORS and the request context, so its answers get both like any route's
+    app.add_middleware(FastPredict, max_upload_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
