@@ -10,11 +10,11 @@ order; a batch that fails fails only its own requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 import anyio.to_thread
-import torch
 
 from app.predictor import Answer
 
@@ -22,22 +22,22 @@ from app.predictor import Answer
 class Batcher:
     def __init__(
         self,
-        run: Callable[[torch.Tensor], list[Answer]],
+        run: Callable[[Sequence[Any]], list[Answer]],
         max_batch: int,
         max_wait: float,
         limiter: anyio.CapacityLimiter,
     ) -> None:
-        self.run = run  # (N, 1, 28, 28) -> N answers
+        self.run = run  # N inputs -> N answers, in order; called on a worker thread
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.limiter = limiter
-        self._queue: list[tuple[torch.Tensor, asyncio.Future[Answer]]] = []
+        self._queue: list[tuple[Any, asyncio.Future[Answer]]] = []
         self._drain_task: asyncio.Task[None] | None = None
 
-    async def submit(self, tensor: torch.Tensor) -> Answer:
-        """Queue one (1, 28, 28) input; its answer, once the batch it joins has run."""
+    async def submit(self, item: Any) -> Answer:
+        """Queue one input; its answer, once the batch it joins has run."""
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._queue.append((tensor, future))
+        self._queue.append((item, future))
         if self._drain_task is None or self._drain_task.done():
             self._drain_task = asyncio.create_task(self._drain())
         return await future
@@ -47,12 +47,11 @@ class Batcher:
             if self.max_wait > 0 and len(self._queue) < self.max_batch:
                 await asyncio.sleep(self.max_wait)  # deliberate wait for company, off by default
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            live = [(t, f) for t, f in batch if not f.done()]  # callers that gave up are skipped
+            live = [(item, f) for item, f in batch if not f.done()]  # callers that gave up are skipped
             if not live:
                 continue
             try:
-                inputs = torch.stack([t for t, _ in live])  # (N, 1, 28, 28)
-                answers = await anyio.to_thread.run_sync(self.run, inputs, limiter=self.limiter)
+                answers = await anyio.to_thread.run_sync(self.run, [item for item, _ in live], limiter=self.limiter)
             except Exception as e:  # noqa: BLE001 - handed to this batch's callers, who answer 500
                 for _, future in live:
                     if not future.done():

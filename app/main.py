@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.work_limiter = anyio.CapacityLimiter(settings.work_threads)
         app.state.batcher = Batcher(
-            predictor.predict_tensors, settings.max_batch_size, settings.batch_wait_ms / 1000, app.state.work_limiter
+            predictor.predict_images, settings.max_batch_size, settings.batch_wait_ms / 1000, app.state.work_limiter
         )
         app.state.predictor = predictor
         if settings.gc_freeze:

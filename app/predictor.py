@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.explain import png_diverging, png_gray, saliency
-from model.preprocess import PreprocessError, declared_pixels, preprocess
+from model.preprocess import PreprocessError, open_image, preprocess, preprocess_opened, to_tensor
 
 if TYPE_CHECKING:
     from app.batcher import Batcher
@@ -55,6 +55,9 @@ class Predictor:
         max_pixels: int,
         on_inference: Callable[[Sequence[Answer]], None] | None = None,
     ) -> None:
+        # channels-last convolutions: 1.4x the eager NCHW throughput at batch 1 and 2x from batch 8 on
+        # (one torch thread; outputs equal within 3e-6)
+        model.net.to(memory_format=torch.channels_last)
         self.model = model
         self.max_pixels = max_pixels
         self.on_inference = on_inference
@@ -75,12 +78,12 @@ class Predictor:
 
     async def answer(self, data: bytes, limiter: anyio.CapacityLimiter, batcher: Batcher) -> Answer:
         """Preprocess (on a worker thread, at most `limiter` at once, unless tiny), then join a batch."""
-        pixels = declared_pixels(data)
-        if pixels is not None and pixels <= INLINE_PIXELS:
-            pre = preprocess(data, self.max_pixels)
+        img = open_image(data, self.max_pixels)  # the header only: tens of microseconds
+        if img.width * img.height <= INLINE_PIXELS:
+            pre = preprocess_opened(img, data)
         else:
-            pre = await anyio.to_thread.run_sync(preprocess, data, self.max_pixels, limiter=limiter)
-        return await batcher.submit(pre.tensor)
+            pre = await anyio.to_thread.run_sync(preprocess_opened, img, data, limiter=limiter)
+        return await batcher.submit(pre.image)
 
     async def answer_many(
         self, images: Sequence[bytes], limiter: anyio.CapacityLimiter
@@ -98,10 +101,14 @@ class Predictor:
         self.predict_tensors(torch.zeros(8, 1, 28, 28))
         log.info("warm-up done: a drawn 7 reads as %d (confidence %.3f)", answer.digit, answer.confidence)
 
+    def predict_images(self, images: Sequence[np.ndarray]) -> list[Answer]:
+        """28x28 preprocessed images (white ink on black, in [0, 1]) -> answers, in one forward pass."""
+        return self.predict_tensors(to_tensor(np.stack(images)))
+
     @torch.inference_mode()
     def predict_tensors(self, batch: torch.Tensor) -> list[Answer]:
         """(N, 1, 28, 28) normalised inputs -> N answers, in order."""
-        logits = self.model.net(batch)  # (N, 10)
+        logits = self.model.net(batch.contiguous(memory_format=torch.channels_last))  # (N, 10)
         probs = torch.softmax(logits / self.model.temperature, dim=1).numpy().astype(np.float64)
         answers = []
         for row in probs:

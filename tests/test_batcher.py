@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 
 import anyio
 import pytest
@@ -23,11 +24,11 @@ class FakeModel:
         self.sizes: list[int] = []
         self.threads: set[int] = set()
 
-    def __call__(self, inputs: torch.Tensor) -> list[Answer]:
+    def __call__(self, inputs: Sequence[torch.Tensor]) -> list[Answer]:
         self.sizes.append(len(inputs))
         self.threads.add(threading.get_ident())
         time.sleep(self.delay)
-        values = [int(x) for x in inputs[:, 0, 0, 0]]
+        values = [int(x[0, 0, 0]) for x in inputs]
         if self.poison is not None and self.poison in values:
             raise RuntimeError("bad batch")
         return [Answer(digit=v % 10, confidence=v / 1000, probabilities=[0.1] * 10) for v in values]
