@@ -51,6 +51,7 @@ DEFAULT_MAX_PIXELS = 25_000_000
 #: Our own cap (checked once the header is parsed, before any pixel is decoded, with the size in the
 #: message) replaces Pillow's process-wide one.
 Image.MAX_IMAGE_PIXELS = None
+EXIF_ORIENTATION = 0x0112
 #: Working resolution: larger images are reduced to this longer side before analysis.
 WORK_SIDE = 256
 #: The digit is looked for at this longer side; found smaller than REFINE_BELOW there, it is cut
@@ -139,6 +140,8 @@ def load(img: Image.Image, data: bytes) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
         raise _broken(e) from e
     try:
+        if img.getexif().get(EXIF_ORIENTATION, 1) == 1:
+            return img  # upright: exif_transpose would only copy it
         transposed = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a broken EXIF block only loses the orientation
         transposed = None
@@ -480,7 +483,7 @@ def preprocess_opened(opened: Image.Image, data: bytes) -> Preprocessed:
     """`preprocess` for an image `open_image(data)` has already opened (so its size is known)."""
     img = load(opened, data)
     if img.size == (SIZE, SIZE) and img.mode == "L":  # the common MNIST upload: no conversion needed
-        same = _passes_through(np.asarray(img, dtype=np.float32) / 255.0)
+        same = _passes_through(np.asarray(img).astype(np.float32) / np.float32(255))
         if same is not None:
             return Preprocessed(image=same, fast_path=True)
     image, fast = mnistify(to_gray(img))
