@@ -183,8 +183,8 @@ def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
 
 
-def to_gray(img: Image.Image) -> np.ndarray:
-    """Luminance in [0, 1] at working resolution, with any transparency composited.
+def to_gray(img: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
+    """Luminance in [0, 1], at most `side` pixels on the longer side, with any transparency composited.
 
     Transparent pixels get the colour opposite to the strokes, so dark strokes on a transparent
     canvas land on white and light strokes on black; polarity is decided afterwards.
@@ -201,8 +201,8 @@ def to_gray(img: Image.Image) -> np.ndarray:
     else:
         gray = img.convert("L").convert("F")
         alpha = None
-    if max(gray.size) > WORK_SIDE:
-        scale = WORK_SIDE / max(gray.size)
+    if max(gray.size) > side:
+        scale = side / max(gray.size)
         size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
         gray = gray.resize(size, Image.Resampling.BOX)
         alpha = alpha.resize(size, Image.Resampling.BOX) if alpha is not None else None
@@ -485,7 +485,7 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     ink = keep_digit(ink_map(coarse))
     if coarse.shape != gray.shape:
         r0, r1, c0, c1 = _bbox(ink)
-        if max(r1 - r0, c1 - c0) < REFINE_BELOW:
+        if max(r1 - r0, c1 - c0) < REFINE_BELOW:  # small: look again, closer
             sy, sx = gray.shape[0] / coarse.shape[0], gray.shape[1] / coarse.shape[1]
             margin = max(r1 - r0, c1 - c0) // 4 + 2
             y0, y1 = max(0, int((r0 - margin) * sy)), min(gray.shape[0], int((r1 + margin) * sy) + 1)
@@ -507,5 +507,14 @@ def preprocess_opened(opened: Image.Image, data: bytes) -> Preprocessed:
         same = _passes_through(np.asarray(img).astype(np.float32) / np.float32(255))
         if same is not None:
             return Preprocessed(image=same, fast_path=True)
+    if max(img.size) > ANALYSIS_SIDE:
+        # mnistify's clean-background path, from an image made straight at ANALYSIS_SIDE: a canvas
+        # or a scan never needs the working-resolution copy, whose making cost it 10% of its time
+        coarse = to_gray(img, ANALYSIS_SIDE)
+        if _even_border(coarse):
+            ink = keep_digit(ink_map(coarse))
+            r0, r1, c0, c1 = _bbox(ink)
+            if max(r1 - r0, c1 - c0) >= REFINE_BELOW:
+                return Preprocessed(image=fit_and_centre(_thicken(_crop(ink))), fast_path=False)
     image, fast = mnistify(to_gray(img))
     return Preprocessed(image=image, fast_path=fast)
