@@ -12,10 +12,15 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: time (UTC), level, logger, message, and any `extra={"fields": {...}}`."""
 
     converter = time.gmtime  # type: ignore[assignment]  # typeshed: gmtime's argument is optional
+    _second = -1
+    _stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second, self._stamp = second, self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
         entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -26,9 +31,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def skip_unused_record_fields() -> None:
+    """Records need not look up the caller's file and line, the thread or the process: no line shows
+    them (the logging HOWTO's "Optimization" section). Saves a few microseconds a request."""
+    logging._srcfile = None  # type: ignore[attr-defined]  # documented there, but private to typeshed
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure_logging(level: str) -> None:
     """JSON lines on stderr for everything, uvicorn's own loggers included; our access line replaces
     uvicorn's."""
+    skip_unused_record_fields()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
