@@ -34,7 +34,7 @@ class JsonFormatter(logging.Formatter):
 def skip_unused_record_fields() -> None:
     """Records need not look up the caller's file and line, the thread or the process: no line shows
     them (the logging HOWTO's "Optimization" section). Saves a few microseconds a request."""
-    logging._srcfile = None  # type: ignore[attr-defined]  # documented there, but private to typeshed
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
