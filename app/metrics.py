@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
@@ -38,16 +40,25 @@ class Metrics:
         self.batch_images = Histogram(
             "digits_inference_batch_images", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
         )
+        # labelled children looked up once, not on every request (labels() costs microseconds)
+        self._digits = [self.predictions.labels(digit=str(d)) for d in range(10)]
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
 
     def observe_inference(self, answers: Sequence[Answer]) -> None:
         self.batch_images.observe(len(answers))
+        for digit, n in collections.Counter(a.digit for a in answers).items():
+            self._digits[digit].inc(n)
         for a in answers:
-            self.predictions.labels(digit=str(a.digit)).inc()
             self.confidence.observe(a.confidence)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
+        key = (route, method, status)
+        if key not in self._requests:
+            self._requests[key] = self.requests.labels(route=route, method=method, status=str(status))
+            self._latency.setdefault(route, self.latency.labels(route=route))
+        self._requests[key].inc()
+        self._latency[route].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition; under several workers (PROMETHEUS_MULTIPROC_DIR set) summed across them."""
