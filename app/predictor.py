@@ -110,10 +110,9 @@ class Predictor:
         """(N, 1, 28, 28) normalised inputs -> N answers, in order."""
         logits = self.model.net(batch.contiguous(memory_format=torch.channels_last))  # (N, 10)
         probs = torch.softmax(logits / self.model.temperature, dim=1).numpy().astype(np.float64)
-        answers = []
-        for row in probs:
-            digit = int(row.argmax())
-            answers.append(Answer(digit=digit, confidence=float(row[digit]), probabilities=row.tolist()))
+        rows: list[list[float]] = probs.tolist()  # whole-batch conversions: per-row numpy calls cost more
+        digits: list[int] = probs.argmax(axis=1).tolist()
+        answers = [Answer(digit=d, confidence=row[d], probabilities=row) for d, row in zip(digits, rows, strict=True)]
         if self.on_inference is not None:
             self.on_inference(answers)
         return answers
