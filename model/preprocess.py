@@ -505,8 +505,23 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocesse
 
 
 def preprocess_opened(opened: Image.Image, data: bytes) -> Preprocessed:
-    """`preprocess` for an image `open_image(data)` has already opened (so its size is known)."""
-    img = load(opened, data)
+    """`preprocess` for an image `open_image(data)` has already opened (so its size is known).
+
+    The decoded pixels are released when it returns (Image.close), not whenever the last reference
+    goes: Pillow's image files can sit in reference cycles, and a service that collects cycles
+    rarely would otherwise hold every decoded upload for a while (measured: +150 MB a worker in a
+    60 s soak).
+    """
+    img = opened
+    try:
+        img = load(opened, data)
+        return _preprocess_loaded(img)
+    finally:
+        img.close()
+        opened.close()
+
+
+def _preprocess_loaded(img: Image.Image) -> Preprocessed:
     if img.size == (SIZE, SIZE) and img.mode == "L":  # the common MNIST upload: no conversion needed
         same = _passes_through(np.asarray(img).astype(np.float32) / np.float32(255))
         if same is not None:
