@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         10, ge=0, description="seconds in-flight requests get to finish after SIGTERM (python -m app)"
     )
     gc_freeze: bool = Field(
-        True, description="once ready, freeze start-up objects out of the garbage collector and collect less often"
+        True, description="once ready, freeze start-up objects out of the garbage collector"
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     cors_origins: Annotated[list[str], NoDecode] = Field(
