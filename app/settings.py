@@ -45,9 +45,7 @@ class Settings(BaseSettings):
     graceful_shutdown: int = Field(
         10, ge=0, description="seconds in-flight requests get to finish after SIGTERM (python -m app)"
     )
-    gc_freeze: bool = Field(
-        True, description="once ready, freeze start-up objects out of the garbage collector"
-    )
+    gc_freeze: bool = Field(True, description="once ready, freeze start-up objects out of the garbage collector")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins allowed by CORS; empty: CORS off"
