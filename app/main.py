@@ -94,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # off by default: the access line and /metrics are this service's telemetry, and the check for
+        # configured providers cost 2-3% of a worker's Python time per request (py-spy --gil, c=64)
+        telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     )
     gc_freeze: bool = Field(True, description="once ready, freeze start-up objects out of the garbage collector")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    otel: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry instrumentation, to the globally configured providers; off, it "
+        "costs nothing, on it checks the providers on every request",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins allowed by CORS; empty: CORS off"
     )
