@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import io
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,26 +29,19 @@ log = logging.getLogger("app.predictor")
 def inference_net(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """The network as the service runs it, for (N, 1, 28, 28) inputs; `net` itself is left as it is.
 
-    TorchScript, frozen and optimised for inference (oneDNN convolutions with prepacked weights):
-    measured on one thread, 20-25% faster than eager channels-last at batch 8-32, which is itself
-    twice eager NCHW's throughput; outputs within 1e-6 of eager. `torch.jit.script` is deprecated
-    (still supported) in the pinned torch; where it fails, eager channels-last runs instead.
+    Eager, channels-last: on one thread 1.4x eager NCHW's throughput at batch 1 and 2x from batch 8
+    on, outputs within 3e-6. (TorchScript's optimize_for_inference was faster alone, but its oneDNN
+    kernels ignore torch.set_num_threads: two workers on two cores then fought over them, and the
+    batch endpoint lost 60% of its throughput in bench.py.)
     """
     own = copy.deepcopy(net).eval()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            scripted: Callable[[torch.Tensor], torch.Tensor] = torch.jit.optimize_for_inference(torch.jit.script(own))
-        return scripted
-    except Exception as e:  # noqa: BLE001 - any failure to compile leaves the eager network, which is correct
-        log.warning("TorchScript unavailable (%s); running the network eagerly, channels-last", e)
     own.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented; untyped in torch
 
-    def eager(batch: torch.Tensor) -> torch.Tensor:
+    def forward(batch: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = own(batch.contiguous(memory_format=torch.channels_last))
         return out
 
-    return eager
+    return forward
 
 
 #: Images up to this many pixels (a 28x28 MNIST upload is 784) are preprocessed on the event loop:

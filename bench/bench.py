@@ -7,7 +7,7 @@
    req/s, p50, p99, non-2xx and socket errors.
 3. /predict/batch with 64 images a request (c=4): images/s, beside the pure forward-pass throughput
    of the network measured in the same run (2 processes, 1 thread each, batch 64), both as plain
-   eager NCHW and optimised as the service runs it (TorchScript, app.predictor.inference_net).
+   eager NCHW and channels-last as the service runs it (app.predictor.inference_net).
 4. Worker RSS after the loads.
 5. Unless --no-peers: ../shared/peers/run.sh with this service as PROJECT_CMD, so TorchServe,
    LitServe, a tutorial FastAPI app and this service are measured in one run, and the ratios.
@@ -145,7 +145,7 @@ def _forward_worker(seconds: float, optimised: bool, queue: multiprocessing.Queu
 
 def forward_throughput(optimised: bool, processes: int = 2, seconds: float = 5.0) -> float:
     """Images/s of the bare network at batch 64: `processes` processes, 1 torch thread each; eager
-    NCHW (the plain forward pass) or optimised as the service runs it (app.predictor.inference_net)."""
+    NCHW (the plain forward pass) or channels-last as the service runs it (app.predictor.inference_net)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_forward_worker, args=(seconds, optimised, queue)) for _ in range(processes)]
@@ -271,7 +271,7 @@ def main() -> int:
         *lines, "",
         f"- /predict/batch, 64 MNIST PNGs a request, c=4: {batch['images_per_s']:,.0f} images/s "
         f"(p99 {batch['p99_ms']:.1f} ms); pure forward pass at batch 64, 2 processes x 1 thread: "
-        f"eager NCHW {forward:,.0f} images/s, ratio **{batch['images_per_s'] / forward:.2f}**; optimised as the "
+        f"eager NCHW {forward:,.0f} images/s, ratio **{batch['images_per_s'] / forward:.2f}**; channels-last as the "
         f"service runs it {forward_opt:,.0f} images/s, ratio **{batch['images_per_s'] / forward_opt:.2f}**",
         f"- start to ready: {ready_s:.2f} s; worker RSS after the loads: max {results['worker_rss_mb_max']:.0f} MB",
     ]  # fmt: skip
