@@ -4,8 +4,8 @@ A 28x28 upload takes about 0.1 ms to decode and preprocess; Starlette's routing,
 dependencies and request handling, and the multipart form parser (which spools every file into an
 UploadFile) cost several times that (py-spy under wrk at c=64). This pure ASGI layer answers the
 common requests itself: an image as a raw `image/*` body, or a multipart body holding exactly one
-part, a file in field `file`. Its answers are the route's answers, byte for byte: the same
-preprocessing, batching, JSON and error shapes.
+part, a file in field `file`. Its answers are the route's: the same preprocessing and batching,
+the same JSON and error bodies (tests compare the two side by side).
 
 Everything else goes on to the FastAPI route unchanged, which keeps the one definition of the
 documented behaviour: `?explain=true` and any other query, other content types (415), odd multipart
