@@ -46,36 +46,21 @@ class FastPredict:
             return
         content_type = _header(scope, b"content-type")
         media = content_type.split(b";", 1)[0].strip().lower()
-        if media.startswith(b"image/"):
-            await self._raw(scope, receive, send)
-        elif media == b"multipart/form-data":
-            await self._multipart(scope, receive, send, content_type)
-        else:
+        raw = media.startswith(b"image/")
+        if not raw and media != b"multipart/form-data":
             await self.app(scope, receive, send)
-
-    async def _raw(self, scope: Scope, receive: Receive, send: Send) -> None:
+            return
         request_id = scope["state"].get("request_id")
         try:
             body = await _read_body(receive)
-            if body is None:
-                return  # the client went away
-            if len(body) > self.max_upload_bytes:
+            if raw and body is not None and len(body) > self.max_upload_bytes:
                 raise PayloadTooLarge(f"image is over the {self.max_upload_bytes}-byte limit")
         except ServiceError as e:
             await _send_json(send, e.status, error_body(e.code, e.message, request_id), e.headers)
             return
-        await self._answer(scope, send, body)
-
-    async def _multipart(self, scope: Scope, receive: Receive, send: Send, content_type: bytes) -> None:
-        request_id = scope["state"].get("request_id")
-        try:
-            body = await _read_body(receive)
-        except ServiceError as e:
-            await _send_json(send, e.status, error_body(e.code, e.message, request_id), e.headers)
-            return
         if body is None:
-            return
-        image = _single_file(body, content_type)
+            return  # the client went away
+        image = body if raw else _single_file(body, content_type)
         if image is None or len(image) > self.max_upload_bytes:  # the route says what is wrong with it
             await self.app(scope, _replay(body, receive), send)
             return

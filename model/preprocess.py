@@ -484,19 +484,27 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         return same, True
     coarse = _shrink(gray, ANALYSIS_SIDE)
     if not _even_border(coarse):  # a photo: uneven light, noise, a table; it needs the detail
-        crop = _thicken(_crop(keep_digit(ink_map(gray))))
-        return fit_and_centre(crop), False
+        return _model_input(keep_digit(ink_map(gray))), False
     ink = keep_digit(ink_map(coarse))
-    if coarse.shape != gray.shape:
+    if coarse.shape != gray.shape and not _big_enough(ink):  # small: look again, closer
         r0, r1, c0, c1 = _bbox(ink)
-        if max(r1 - r0, c1 - c0) < REFINE_BELOW:  # small: look again, closer
-            sy, sx = gray.shape[0] / coarse.shape[0], gray.shape[1] / coarse.shape[1]
-            margin = max(r1 - r0, c1 - c0) // 4 + 2
-            y0, y1 = max(0, int((r0 - margin) * sy)), min(gray.shape[0], int((r1 + margin) * sy) + 1)
-            x0, x1 = max(0, int((c0 - margin) * sx)), min(gray.shape[1], int((c1 + margin) * sx) + 1)
-            ink = keep_digit(ink_map(_shrink(gray[y0:y1, x0:x1], ANALYSIS_SIDE)))
-    crop = _thicken(_crop(ink))
-    return fit_and_centre(crop), False
+        sy, sx = gray.shape[0] / coarse.shape[0], gray.shape[1] / coarse.shape[1]
+        margin = max(r1 - r0, c1 - c0) // 4 + 2
+        y0, y1 = max(0, int((r0 - margin) * sy)), min(gray.shape[0], int((r1 + margin) * sy) + 1)
+        x0, x1 = max(0, int((c0 - margin) * sx)), min(gray.shape[1], int((c1 + margin) * sx) + 1)
+        ink = keep_digit(ink_map(_shrink(gray[y0:y1, x0:x1], ANALYSIS_SIDE)))
+    return _model_input(ink), False
+
+
+def _model_input(ink: np.ndarray) -> np.ndarray:
+    """The digit's ink map -> 28x28: cropped, thin strokes thickened, fitted and centred."""
+    return fit_and_centre(_thicken(_crop(ink)))
+
+
+def _big_enough(ink: np.ndarray) -> bool:
+    """The digit spans REFINE_BELOW pixels or more: no closer look needed."""
+    r0, r1, c0, c1 = _bbox(ink)
+    return max(r1 - r0, c1 - c0) >= REFINE_BELOW
 
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
@@ -532,8 +540,7 @@ def _preprocess_loaded(img: Image.Image) -> Preprocessed:
         coarse = to_gray(img, ANALYSIS_SIDE)
         if _even_border(coarse):
             ink = keep_digit(ink_map(coarse))
-            r0, r1, c0, c1 = _bbox(ink)
-            if max(r1 - r0, c1 - c0) >= REFINE_BELOW:
-                return Preprocessed(image=fit_and_centre(_thicken(_crop(ink))), fast_path=False)
+            if _big_enough(ink):
+                return Preprocessed(image=_model_input(ink), fast_path=False)
     image, fast = mnistify(to_gray(img))
     return Preprocessed(image=image, fast_path=fast)
