@@ -5,6 +5,10 @@ pass over everything queued (up to `max_batch`) on a worker thread; whatever arr
 forms the next batch. A lone request is therefore not delayed (nothing waits for company unless
 `max_wait` is set), and a crowd is served in batches. Answers go back to their own callers in
 order; a batch that fails fails only its own requests.
+
+A lone request in an otherwise idle worker (`alone()`) runs on the event loop itself: handing it
+to a thread and back costs more CPU than its forward pass. Under a crowd the thread stays, so the
+loop reads and preprocesses the next requests meanwhile.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ class Batcher:
         max_batch: int,
         max_wait: float,
         limiter: anyio.CapacityLimiter,
+        alone: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.run = run  # N inputs -> N answers, in order; called on a worker thread
+        self.run = run  # N inputs -> N answers, in order; called on a worker thread (or inline, above)
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.limiter = limiter
+        self.alone = alone  # True when no other request is in this worker
         self._queue: list[tuple[Any, asyncio.Future[Answer]]] = []
         self._drain_task: asyncio.Task[None] | None = None
 
@@ -50,8 +56,12 @@ class Batcher:
             live = [(item, f) for item, f in batch if not f.done()]  # callers that gave up are skipped
             if not live:
                 continue
+            items = [item for item, _ in live]
             try:
-                answers = await anyio.to_thread.run_sync(self.run, [item for item, _ in live], limiter=self.limiter)
+                if len(items) == 1 and self.alone():
+                    answers = self.run(items)
+                else:
+                    answers = await anyio.to_thread.run_sync(self.run, items, limiter=self.limiter)
             except Exception as e:  # noqa: BLE001 - handed to this batch's callers, who answer 500
                 for _, future in live:
                     if not future.done():

@@ -20,7 +20,7 @@ from app.errors import install_error_handlers
 from app.fastpath import FastPredict
 from app.logs import configure_logging
 from app.metrics import Metrics
-from app.middleware import RequestContext
+from app.middleware import InFlight, RequestContext
 from app.predictor import Predictor
 from app.routers import health, info, page, predict
 from app.settings import Settings, load_settings
@@ -61,6 +61,7 @@ def tune_gc() -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     metrics = Metrics()
+    in_flight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.work_limiter = anyio.CapacityLimiter(settings.work_threads)
         app.state.batcher = Batcher(
-            predictor.predict_images, settings.max_batch_size, settings.batch_wait_ms / 1000, app.state.work_limiter
+            predictor.predict_images,
+            settings.max_batch_size,
+            settings.batch_wait_ms / 1000,
+            app.state.work_limiter,
+            alone=lambda: in_flight.count <= 1,
         )
         app.state.predictor = predictor
         if settings.gc_freeze:
@@ -128,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
         max_in_flight=settings.max_in_flight,
         timeout=settings.request_timeout,
+        in_flight=in_flight,
     )
     return app
 

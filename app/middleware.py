@@ -40,6 +40,13 @@ DRAIN_SECONDS = 5.0
 UNLIMITED_PREFIXES = ("/health/", "/metrics")
 
 
+class InFlight:
+    """Requests in flight in one worker, past the back-pressure check (one event loop: no lock)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class RequestContext:
     """Per request: an id (echoed in X-Request-ID); the body limit, enforced while the body streams
     in; back-pressure (past `max_in_flight` requests at once, 503 with Retry-After at once); a
@@ -54,6 +61,7 @@ class RequestContext:
         default_limit: int,
         max_in_flight: int,
         timeout: float,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -61,7 +69,7 @@ class RequestContext:
         self.default_limit = default_limit
         self.max_in_flight = max_in_flight
         self.timeout = timeout
-        self.in_flight = 0  # one event loop per worker: no lock needed
+        self.in_flight = in_flight or InFlight()  # shared with the batcher, which reads it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,15 +89,15 @@ class RequestContext:
         if declared > exchange.limit:  # refused before a byte of the body is read
             message = f"request body is over the {exchange.limit}-byte limit"
             await exchange.send_error(413, PayloadTooLarge.code, message)
-        elif limited and self.in_flight >= self.max_in_flight:
+        elif limited and self.in_flight.count >= self.max_in_flight:
             message = f"the service is at its limit of {self.max_in_flight} requests in flight; retry shortly"
             await exchange.send_error(503, "overloaded", message, {b"retry-after": b"1"})
         else:
-            self.in_flight += limited
+            self.in_flight.count += limited
             try:
                 await self._call_app(scope, exchange)
             finally:
-                self.in_flight -= limited
+                self.in_flight.count -= limited
         seconds = time.perf_counter() - t0
         route = getattr(scope.get("route"), "path", None) or _known_path(scope)
         self.metrics.observe_request(route, scope["method"], exchange.status, seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,28 @@ def test_predict_multipart_mnist_png(client: TestClient, mnist_png: tuple[bytes,
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
     assert body["confidence"] == max(body["probabilities"]) == body["probabilities"][7]
     assert body["confidence"] > 0.9
+
+
+def test_a_lone_request_runs_its_forward_pass_on_the_event_loop(
+    client: TestClient, mnist_png: tuple[bytes, int]
+) -> None:
+    batcher = client.app.state.batcher  # type: ignore[attr-defined]
+    run, where = batcher.run, []
+
+    def spy(items: list[object]) -> object:
+        try:
+            asyncio.get_running_loop()
+            where.append("loop")
+        except RuntimeError:
+            where.append("thread")
+        return run(items)
+
+    batcher.run = spy
+    response = client.post("/predict", content=mnist_png[0], headers={"content-type": "image/png"})
+    assert response.status_code == 200
+    assert response.json()["digit"] == mnist_png[1]
+    assert where == ["loop"]  # alone in the worker: no hand-off to a thread and back
+    assert batcher.alone()  # and the in-flight count is back to zero
 
 
 def test_predict_raw_jpeg_photo(client: TestClient) -> None:

@@ -40,8 +40,10 @@ def tensor(value: int) -> torch.Tensor:
     return torch.full((1, 28, 28), float(value))
 
 
-async def crowd(model: FakeModel, values: list[int], max_batch: int = 64) -> list[Answer | BaseException]:
-    batcher = Batcher(model, max_batch=max_batch, max_wait=0.0, limiter=anyio.CapacityLimiter(1))
+async def crowd(
+    model: FakeModel, values: list[int], max_batch: int = 64, alone: bool = False
+) -> list[Answer | BaseException]:
+    batcher = Batcher(model, max_batch=max_batch, max_wait=0.0, limiter=anyio.CapacityLimiter(1), alone=lambda: alone)
     first = asyncio.create_task(batcher.submit(tensor(values[0])))
     await asyncio.sleep(0.01)  # the first request is alone: its batch starts at once
     rest = [asyncio.create_task(batcher.submit(tensor(v))) for v in values[1:]]
@@ -54,6 +56,18 @@ def test_lone_request_goes_alone_and_the_crowd_is_batched() -> None:
     assert model.sizes == [1, 10]
     assert [a.confidence for a in answers] == [v / 1000 for v in range(100, 111)]  # type: ignore[union-attr]
     assert threading.get_ident() not in model.threads  # the forward pass ran off the event loop
+
+
+def test_a_lone_request_in_an_idle_worker_runs_on_the_event_loop() -> None:
+    model = FakeModel(delay=0.001)
+    answers = asyncio.run(crowd(model, [7], alone=True))
+    assert model.threads == {threading.get_ident()}  # no thread hop for a batch of one
+    assert [a.digit for a in answers] == [7]  # type: ignore[union-attr]
+
+    model = FakeModel()
+    asyncio.run(crowd(model, list(range(1, 6)), alone=True))
+    assert model.sizes == [1, 4]
+    assert len(model.threads) == 2  # the batch of 4 went to a worker thread
 
 
 def test_batches_respect_the_maximum() -> None:
