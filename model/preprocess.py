@@ -337,18 +337,43 @@ def keep_digit(ink: np.ndarray) -> np.ndarray:
     if n == 0:
         raise NoInk("no ink found")
     areas = np.bincount(labels.ravel())[1:]
-    ids = np.arange(1, n + 1)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    interior = ~np.isin(ids, edge)
+    touches = np.zeros(n + 1, dtype=bool)
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        touches[side] = True
+    interior = ~touches[1:]
     if interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
         candidates = interior
     else:
         candidates = np.ones(n, dtype=bool)
     biggest = areas[candidates].max()
-    keep = ids[candidates & (areas >= 0.1 * biggest)]
-    region = ndimage.binary_dilation(np.isin(labels, keep), iterations=2)
+    wanted = np.zeros(n + 1, dtype=bool)
+    wanted[1:] = candidates & (areas >= 0.1 * biggest)
+    region = _dilate_cross(_dilate_cross(wanted[labels]))
     kept: np.ndarray = ink * region
     return kept
+
+
+# Binary morphology with scipy.ndimage's default structure (the 3x3 cross) and border (0), as
+# shifted ORs and ANDs: the same pixels as binary_dilation / binary_erosion, several times faster
+# on images this small (its per-call set-up dominated).
+def _dilate_cross(mask: np.ndarray) -> np.ndarray:
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
+
+
+def _erode_cross(mask: np.ndarray) -> np.ndarray:
+    out = mask.copy()
+    out[1:] &= mask[:-1]
+    out[:-1] &= mask[1:]
+    out[:, 1:] &= mask[:, :-1]
+    out[:, :-1] &= mask[:, 1:]
+    out[[0, -1]] = False
+    out[:, [0, -1]] = False
+    return out
 
 
 def _bbox(ink: np.ndarray, threshold: float = 0.05) -> tuple[int, int, int, int]:
@@ -370,7 +395,7 @@ def _thicken(crop: np.ndarray) -> np.ndarray:
     area = int(binary.sum())
     if area == 0:
         return crop
-    boundary = int((binary & ~ndimage.binary_erosion(binary)).sum())
+    boundary = int((binary & ~_erode_cross(binary)).sum())
     width = area / max(boundary / 2, 1)
     side = max(crop.shape)
     if width / side >= MIN_STROKE_RATIO:
