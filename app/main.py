@@ -79,7 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_batch_size,
             settings.batch_wait_ms / 1000,
             app.state.work_limiter,
-            alone=lambda: in_flight.count <= 1,
+            # a lone request's forward pass on the event loop: measured faster with 1 torch thread a
+            # worker (c=1 p50 1.85 -> 1.54 ms) but slower with 2 (1.45 -> 1.9 ms: bench/README.md)
+            alone=(lambda: in_flight.count <= 1) if settings.effective_torch_threads == 1 else (lambda: False),
         )
         app.state.predictor = predictor
         if settings.gc_freeze:

@@ -67,6 +67,12 @@ def test_a_lone_request_runs_its_forward_pass_on_the_event_loop(
     assert batcher.alone()  # and the in-flight count is back to zero
 
 
+def test_with_several_torch_threads_the_forward_pass_stays_on_a_thread(settings: Settings) -> None:
+    settings = settings.model_copy(update={"torch_threads": 2})  # measured slower on the event loop
+    with TestClient(create_app(settings)) as client:
+        assert not client.app.state.batcher.alone()  # type: ignore[attr-defined]
+
+
 def test_predict_raw_jpeg_photo(client: TestClient) -> None:
     r = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
     assert r.status_code == 200
