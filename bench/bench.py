@@ -8,7 +8,8 @@
 3. /predict/batch with 64 images a request (c=4): images/s, beside the pure forward-pass throughput
    of the network measured in the same run (2 processes, 1 thread each, batch 64), both as plain
    eager NCHW and channels-last as the service runs it (app.predictor.inference_net).
-4. Worker RSS after the loads.
+4. Worker memory after the loads: RSS, and PSS and private memory (shared library pages are in
+   every worker's RSS).
 5. Unless --no-peers: ../shared/peers/run.sh with this service as PROJECT_CMD, so TorchServe,
    LitServe, a tutorial FastAPI app and this service are measured in one run, and the ratios.
 
@@ -112,13 +113,23 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MB; 0 if it has gone."""
+def memory_mb(pid: int) -> dict[str, float]:
+    """A process's memory in MB, from /proc/PID/smaps_rollup; zeros if it has gone.
+
+    rss: resident pages, the shared libraries' pages included (counted again in every worker);
+    pss: each shared page divided among the processes that map it; private: this process's own
+    pages, what one more worker costs."""
+    fields = {"Rss:": "rss", "Pss:": "pss", "Private_Clean:": "private", "Private_Dirty:": "private"}
+    out = {"rss": 0.0, "pss": 0.0, "private": 0.0}
     try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                key = line.split(maxsplit=1)[0]
+                if key in fields:
+                    out[fields[key]] += int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return out
 
 
 def _forward_worker(seconds: float, optimised: bool, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -241,7 +252,7 @@ def main() -> int:
     results["start_to_ready_s"] = ready_s
     base = f"http://127.0.0.1:{args.port}"
     lines = ["| case | c | req/s | p50 ms | p99 ms | non-2xx | socket errors |", "|---|---|---|---|---|---|---|"]
-    rss: list[float] = []
+    memory: list[dict[str, float]] = []
     try:
         for name in ("mnist28", "canvas280", "rgba280"):
             for fmt in ("raw", "multipart"):
@@ -252,15 +263,16 @@ def main() -> int:
                     results["cases"].append({"payload": name, "body": fmt, "conc": c, **r})  # type: ignore[union-attr]
                     lines.append(f"| {name} {fmt} | {c} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                                  f"{r['non200']:.0f} | {r['sock_err']:.0f} |")  # fmt: skip
-                    rss += [rss_mb(pid) for pid in children(proc.pid)]
+                    memory += [memory_mb(pid) for pid in children(proc.pid)]
         body, ctype = bodies["batch64/multipart"]
         r = wrk(base + "/predict/batch", body, ctype, 4, args.seconds, out / "wrk" / "batch64_c4.txt")
-        rss += [rss_mb(pid) for pid in children(proc.pid)]
+        memory += [memory_mb(pid) for pid in children(proc.pid)]
         results["batch64"] = {**r, "images_per_s": r["rps"] * BATCH}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-    results["worker_rss_mb_max"] = max(rss, default=0.0)
+    for kind in ("rss", "pss", "private"):
+        results[f"worker_{kind}_mb_max"] = max((m[kind] for m in memory), default=0.0)
 
     batch = results["batch64"]
     assert isinstance(batch, dict)
@@ -273,7 +285,8 @@ def main() -> int:
         f"(p99 {batch['p99_ms']:.1f} ms); pure forward pass at batch 64, 2 processes x 1 thread: "
         f"eager NCHW {forward:,.0f} images/s, ratio **{batch['images_per_s'] / forward:.2f}**; channels-last as the "
         f"service runs it {forward_opt:,.0f} images/s, ratio **{batch['images_per_s'] / forward_opt:.2f}**",
-        f"- start to ready: {ready_s:.2f} s; worker RSS after the loads: max {results['worker_rss_mb_max']:.0f} MB",
+        f"- start to ready: {ready_s:.2f} s; worker RSS after the loads: max {results['worker_rss_mb_max']:.0f} MB "
+        f"(PSS {results['worker_pss_mb_max']:.0f} MB, private {results['worker_private_mb_max']:.0f} MB)",
     ]  # fmt: skip
     if not args.no_peers and (PEERS / "run.sh").exists():
         rows = run_peers(args.seconds, out)

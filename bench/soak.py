@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import children, free_port, rss_mb  # noqa: E402  (bench/bench.py, beside this script)
+from bench import children, free_port, memory_mb  # noqa: E402  (bench/bench.py, beside this script)
 from tests.hostile import corpus  # noqa: E402
 
 EXAMPLES = [("digit.png", "image/png", 7), ("photo.jpg", "image/jpeg", 2), ("canvas.png", "image/png", 4),
@@ -111,7 +111,7 @@ def main() -> int:
                     ready_failures += 1
             except (OSError, http.client.HTTPException):
                 ready_failures += 1
-            rss_samples.append((time.perf_counter(), [rss_mb(pid) for pid in children(server.pid)]))
+            rss_samples.append((time.perf_counter(), [memory_mb(pid)["rss"] for pid in children(server.pid)]))
             time.sleep(1)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.concurrency)]
