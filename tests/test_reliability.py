@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import signal
@@ -174,6 +175,41 @@ def test_deadline_answers_503_timeout() -> None:
         assert s.request("POST", "/predict", photo_like_jpeg(), "image/jpeg")[0] == 200
     finally:
         stop(s)
+
+
+def test_deadlines_cancel_only_the_late_and_leave_other_cancellations_alone() -> None:
+    from app.middleware import Deadlines
+
+    async def run() -> None:
+        deadlines = Deadlines(0.05)
+
+        async def request(seconds: float) -> str:
+            task = asyncio.current_task()
+            assert task is not None
+            entry = deadlines.start(task)
+            try:
+                await asyncio.sleep(seconds)
+                return "done"
+            except asyncio.CancelledError:
+                if not entry[1]:
+                    raise
+                task.uncancel()
+                return "timed out"
+            finally:
+                deadlines.end(task)
+
+        quick, slow, other = (asyncio.create_task(request(s)) for s in (0.01, 5, 5))
+        await asyncio.sleep(0.02)
+        other.cancel()  # the server's cancellation (a client gone), before the deadline: not a timeout
+        assert await quick == "done"
+        t0 = time.monotonic()
+        assert await slow == "timed out"
+        assert time.monotonic() - t0 < 0.2  # the deadline (0.05 s) plus at most one watchdog period
+        with pytest.raises(asyncio.CancelledError):
+            await other
+        assert not deadlines._entries  # nothing left tracked
+
+    asyncio.run(run())
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() -> None:
