@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         256, gt=0, description="requests handled at once per worker; past it, 503 with Retry-After at once"
     )
-    request_timeout: float = Field(30.0, gt=0, description="seconds before a request is answered 503 timeout")
+    request_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds before a request is answered 503 timeout (checked every min(0.25 s, timeout/4))",
+    )
     graceful_shutdown: int = Field(
         10, ge=0, description="seconds in-flight requests get to finish after SIGTERM (python -m app)"
     )
