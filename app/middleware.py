@@ -67,8 +67,9 @@ class Deadlines:
         """Track `task`'s deadline; the returned entry's [1] becomes True if it expires."""
         entry = [time.monotonic() + self.seconds, False]
         self._entries[task] = entry
-        if self._watchdog is None or self._watchdog.done():
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        loop = asyncio.get_running_loop()
+        if self._watchdog is None or self._watchdog.done() or self._watchdog.get_loop() is not loop:
+            self._watchdog = loop.create_task(self._watch())  # (an app can outlive one event loop: tests)
         return entry
 
     def end(self, task: asyncio.Task[Any]) -> None:
