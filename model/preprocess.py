@@ -246,17 +246,29 @@ _OTSU_CENTRES = (np.arange(_OTSU_BINS) + 0.5) / _OTSU_BINS
 
 
 def _otsu(values: np.ndarray) -> float:
-    """Otsu's threshold over 64 bins of [0, 1] (bincount: several times faster than np.histogram)."""
-    bins = np.clip((values.ravel() * _OTSU_BINS).astype(np.intp), 0, _OTSU_BINS - 1)
-    hist = np.bincount(bins, minlength=_OTSU_BINS).astype(np.float64)
-    centres = _OTSU_CENTRES
+    """Otsu's threshold over 64 bins of [0, 1] for values in [0, 1]."""
+    return _otsu_split(values)[0]
+
+
+def _otsu_split(values: np.ndarray) -> tuple[float, float]:
+    """Otsu's threshold over 64 bins of [0, 1], and the fraction of `values` below it.
+
+    The values must lie in [0, 1]. Multiplying by 64 is exact in binary floating point, so
+    v < k / 64 exactly when v's bin is below k: the fraction comes from the histogram, not from
+    another pass over the pixels. (bincount: several times faster than np.histogram.)
+    """
+    bins = (values.ravel() * _OTSU_BINS).astype(np.intp)
+    hist = np.bincount(bins, minlength=_OTSU_BINS + 1).astype(np.float64)
+    hist[_OTSU_BINS - 1] += hist[_OTSU_BINS]  # 1.0 goes in the top bin
+    hist = hist[:_OTSU_BINS]
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres)
+    m0 = np.cumsum(hist * _OTSU_CENTRES)
     mu0 = m0 / np.maximum(w0, 1)
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
-    return (int(np.argmax(between)) + 1) / _OTSU_BINS
+    k = int(between.argmax()) + 1
+    return k / _OTSU_BINS, float(w0[k - 1] / w0[-1])
 
 
 def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
@@ -295,8 +307,7 @@ def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
     The minority rule reads a sheet of paper photographed on a dark table right, where the
     border alone (mostly table) would not.
     """
-    t = _otsu(smooth)
-    dark = float((smooth < t).mean())
+    t, dark = _otsu_split(smooth)
     if dark < 0.35 or dark > 0.65:
         return dark < 0.5
     band = max(1, round(0.02 * min(gray.shape)))
@@ -309,7 +320,7 @@ def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """White ink on black in [0, 1]: polarity from which pixels are the minority (or the border),
     background and uneven light taken away, contrast stretched so the ink is 1."""
-    smooth = ndimage.uniform_filter(gray, size=3) if min(gray.shape) >= 3 else gray
+    smooth = _mean3x3(gray) if min(gray.shape) >= 3 else gray
     if float(smooth.max() - smooth.min()) < MIN_CONTRAST:
         raise NoInk("the image is blank: no ink found")
     if _light_background(gray, smooth):  # dark ink on paper: make it white on black
@@ -328,6 +339,21 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     sharp = gray - (smooth - flat)  # the unsmoothed image, background taken away
     out: np.ndarray = np.clip((sharp - floor) / (level - floor), 0.0, 1.0).astype(np.float32)
     return out
+
+
+def _mean3x3(gray: np.ndarray) -> np.ndarray:
+    """scipy.ndimage.uniform_filter(gray, size=3) for float32 images (edges reflected), without its
+    per-call set-up: each axis in turn, summed in float64 and stored as float32, as scipy does."""
+    out = gray
+    for axis in (0, 1):
+        x = np.moveaxis(out.astype(np.float64), axis, 0)
+        total = np.empty_like(x)
+        np.add(x[:-2], x[1:-1], out=total[1:-1])
+        total[1:-1] += x[2:]
+        total[0] = x[0] + x[0] + x[1]
+        total[-1] = x[-2] + x[-1] + x[-1]
+        out = np.moveaxis((total / 3).astype(np.float32), 0, axis)
+    return np.ascontiguousarray(out)
 
 
 def keep_digit(ink: np.ndarray) -> np.ndarray:
@@ -428,9 +454,11 @@ def fit_and_centre(crop: np.ndarray) -> np.ndarray:
     if peak <= 0:
         raise NoInk("no ink found")
     small = small / peak
-    cy, cx = ndimage.center_of_mass(small)
-    top = int(np.clip(round(COM_TARGET[0] - cy), 0, SIZE - nh))
-    left = int(np.clip(round(COM_TARGET[1] - cx), 0, SIZE - nw))
+    total = small.sum()  # scipy's center_of_mass, the same sums without its overhead
+    cy = float((small * np.arange(nh, dtype=np.float64)[:, None]).sum() / total)
+    cx = float((small * np.arange(nw, dtype=np.float64)[None, :]).sum() / total)
+    top = min(max(round(COM_TARGET[0] - cy), 0), SIZE - nh)
+    left = min(max(round(COM_TARGET[1] - cx), 0), SIZE - nw)
     out = np.zeros((SIZE, SIZE), dtype=np.float32)
     out[top : top + nh, left : left + nw] = small
     return out

@@ -273,3 +273,40 @@ def test_cross_morphology_is_scipys(shape: tuple[int, int]) -> None:
         assert np.array_equal(_dilate_cross(mask), ndimage.binary_dilation(mask))
         assert np.array_equal(_dilate_cross(_dilate_cross(mask)), ndimage.binary_dilation(mask, iterations=2))
         assert np.array_equal(_erode_cross(mask), ndimage.binary_erosion(mask))
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (3, 17), (30, 41), (128, 128)])
+def test_mean3x3_is_scipys_uniform_filter(shape: tuple[int, int]) -> None:
+    from model.preprocess import _mean3x3
+
+    rng = np.random.default_rng(sum(shape))
+    for image in (rng.random(shape, dtype=np.float32), (rng.integers(0, 256, shape) / 255).astype(np.float32)):
+        assert np.array_equal(_mean3x3(image), ndimage.uniform_filter(image, size=3))
+
+
+def test_otsu_fraction_is_the_share_below_the_threshold() -> None:
+    from model.preprocess import _otsu_split
+
+    rng = np.random.default_rng(3)
+    for values in (
+        rng.random((64, 64), dtype=np.float32),
+        np.concatenate([rng.random(900) * 0.2, 0.8 + rng.random(100) * 0.2]).astype(np.float32),
+        np.r_[np.zeros(500), np.ones(500), np.arange(64) / 64].astype(np.float32),  # bin edges, 0 and 1
+    ):
+        threshold, below = _otsu_split(values)
+        assert below == float((values < threshold).mean())
+        assert 0 < threshold <= 1
+
+
+def test_centring_matches_scipys_center_of_mass() -> None:
+    from model.preprocess import BOX, COM_TARGET, fit_and_centre
+
+    rng = np.random.default_rng(5)
+    for shape in ((40, 13), (25, 25), (9, 60)):
+        crop = rng.random(shape, dtype=np.float32) ** 4
+        out = fit_and_centre(crop)
+        cy, cx = ndimage.center_of_mass(out)
+        assert abs(cy - COM_TARGET[0]) <= 0.5 + 1e-6
+        assert abs(cx - COM_TARGET[1]) <= 0.5 + 1e-6
+        assert out.max() == 1.0
+        assert max(np.flatnonzero(out.any(0)).size, np.flatnonzero(out.any(1)).size) == BOX
