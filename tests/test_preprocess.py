@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from scipy import ndimage
 
 from model.data import MnistSplit
@@ -310,3 +310,63 @@ def test_centring_matches_scipys_center_of_mass() -> None:
         assert abs(cx - COM_TARGET[1]) <= 0.5 + 1e-6
         assert out.max() == 1.0
         assert max(np.flatnonzero(out.any(0)).size, np.flatnonzero(out.any(1)).size) == BOX
+
+
+def _png(img: Image.Image, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **params)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize("level", [0, 6, 9])
+def test_plain_png_decodes_to_pillows_pixels(mode: str, level: int) -> None:
+    from model.preprocess import _check_png_crcs, _decode_plain_png
+
+    pixels = np.random.default_rng(level).integers(0, 256, (37, 53, len(mode)), dtype=np.uint8).squeeze()
+    data = _png(Image.fromarray(pixels), compress_level=level)
+    plain = _decode_plain_png(data, _check_png_crcs(data), (53, 37))
+    assert plain is not None
+    assert plain.mode == mode
+    assert np.array_equal(np.asarray(plain), np.asarray(Image.open(io.BytesIO(data))))
+
+
+def test_png_pillow_must_read_goes_to_pillow() -> None:
+    from model.preprocess import _check_png_crcs, _decode_plain_png
+
+    seven = draw_seven()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    others = {
+        "gray+alpha": _png(seven.convert("LA")),
+        "16-bit": _png(Image.fromarray(np.asarray(seven).astype(np.uint16) * 257)),
+        "palette": _png(seven.convert("P")),
+        "transparency": _png(seven, transparency=255),
+        "exif": _png(seven, exif=exif),
+        "text": _png(seven, pnginfo=_text_chunk()),
+    }
+    for name, data in others.items():
+        assert _decode_plain_png(data, _check_png_crcs(data), seven.size) is None, name
+
+
+def _text_chunk() -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "hello")
+    return info
+
+
+def test_exif_orientation_in_a_png_is_applied(reference: np.ndarray) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    stored = draw_seven().transpose(Image.Transpose.ROTATE_90)
+    assert distance(preprocess(_png(stored, exif=exif)).image, reference) < 0.005
+
+
+def test_plain_png_with_broken_pixel_data_gets_pillows_error() -> None:
+    from tests.hostile import png_claiming
+
+    cut = zlib.compress(bytes(64 * 65))[:-8]  # rows of a 64x64 gray image, the stream cut short
+    with pytest.raises(TruncatedImage):
+        preprocess(png_claiming(64, 64, cut))
+    with pytest.raises(CorruptImage):
+        preprocess(png_claiming(64, 64, b"not a zlib stream at all"))
