@@ -352,7 +352,7 @@ def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """White ink on black in [0, 1]: polarity from which pixels are the minority (or the border),
     background and uneven light taken away, contrast stretched so the ink is 1."""
-    smooth = _mean3x3(gray) if min(gray.shape) >= 3 else gray
+    smooth = ndimage.uniform_filter(gray, size=3) if min(gray.shape) >= 3 else gray
     if float(smooth.max() - smooth.min()) < MIN_CONTRAST:
         raise NoInk("the image is blank: no ink found")
     if _light_background(gray, smooth):  # dark ink on paper: make it white on black
@@ -371,21 +371,6 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     sharp = gray - (smooth - flat)  # the unsmoothed image, background taken away
     out: np.ndarray = np.clip((sharp - floor) / (level - floor), 0.0, 1.0).astype(np.float32)
     return out
-
-
-def _mean3x3(gray: np.ndarray) -> np.ndarray:
-    """scipy.ndimage.uniform_filter(gray, size=3) for float32 images (edges reflected), without its
-    per-call set-up: each axis in turn, summed in float64 and stored as float32, as scipy does."""
-    out = gray
-    for axis in (0, 1):
-        x = np.moveaxis(out.astype(np.float64), axis, 0)
-        total = np.empty_like(x)
-        np.add(x[:-2], x[1:-1], out=total[1:-1])
-        total[1:-1] += x[2:]
-        total[0] = x[0] + x[0] + x[1]
-        total[-1] = x[-2] + x[-1] + x[-1]
-        out = np.moveaxis((total / 3).astype(np.float32), 0, axis)
-    return np.ascontiguousarray(out)
 
 
 def keep_digit(ink: np.ndarray) -> np.ndarray:

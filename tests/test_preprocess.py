@@ -275,15 +275,6 @@ def test_cross_morphology_is_scipys(shape: tuple[int, int]) -> None:
         assert np.array_equal(_erode_cross(mask), ndimage.binary_erosion(mask))
 
 
-@pytest.mark.parametrize("shape", [(3, 3), (3, 17), (30, 41), (128, 128)])
-def test_mean3x3_is_scipys_uniform_filter(shape: tuple[int, int]) -> None:
-    from model.preprocess import _mean3x3
-
-    rng = np.random.default_rng(sum(shape))
-    for image in (rng.random(shape, dtype=np.float32), (rng.integers(0, 256, shape) / 255).astype(np.float32)):
-        assert np.array_equal(_mean3x3(image), ndimage.uniform_filter(image, size=3))
-
-
 def test_otsu_fraction_is_the_share_below_the_threshold() -> None:
     from model.preprocess import _otsu_split
 
