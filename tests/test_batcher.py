@@ -99,7 +99,7 @@ def test_waiting_for_company_when_asked() -> None:
     assert model.sizes == [5]
 
 
-@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("n", [1, 3, 70])  # 70: more than one forward pass (FORWARD_CHUNK)
 def test_batched_answers_match_single_answers(n: int) -> None:
     from app.predictor import Predictor
     from model.checkpoint import DEFAULT_CHECKPOINT
@@ -108,6 +108,7 @@ def test_batched_answers_match_single_answers(n: int) -> None:
     inputs = torch.randn(n, 1, 28, 28)
     together = predictor.predict_tensors(inputs)
     alone = [predictor.predict_tensors(inputs[i : i + 1])[0] for i in range(n)]
+    assert len(together) == n
     for a, b in zip(together, alone, strict=True):
         assert a.digit == b.digit
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)  # float rounding only
