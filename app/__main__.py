@@ -1,7 +1,8 @@
-"""`python -m app`: check the settings and the checkpoint once, then become uvicorn.
+"""`python -m app`: check the settings and the checkpoint once, then become the server.
 
-The checks import torch; `exec` then replaces this process with a fresh uvicorn (same PID, so
-SIGTERM still reaches it), whose supervisor holds no torch when it runs several workers.
+The checks import torch; `exec` then replaces this process (same PID, so SIGTERM still reaches it)
+with a fresh uvicorn for one worker, or for several with `app/serve.py`'s supervisor, which holds
+no torch and gives each worker its own listening socket.
 """
 
 from __future__ import annotations
@@ -40,16 +41,17 @@ def main() -> int:
     # glibc gives every thread its own malloc arena and keeps freed memory in them; two arenas keep
     # a worker's RSS flat under a crowd of image uploads (set before exec, so uvicorn starts with it)
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-    argv = [
-        sys.executable, "-m", "uvicorn", "app.main:app",
+    common = [
         "--host", settings.host,
         "--port", str(settings.port),
-        "--workers", str(settings.workers),
         "--log-config", str(LOG_CONFIG),
         "--log-level", settings.log_level,
-        "--no-access-log",
         "--timeout-graceful-shutdown", str(settings.graceful_shutdown),
     ]  # fmt: skip
+    if settings.workers > 1:  # a socket per worker (app/serve.py), not uvicorn's shared one
+        argv = [sys.executable, "-m", "app.serve", "--workers", str(settings.workers), *common]
+    else:
+        argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--no-access-log", *common]
     logging.shutdown()
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -1,4 +1,4 @@
-"""Logging: one JSON object a line. Torch-free, so uvicorn's supervisor process can use it too."""
+"""Logging: one JSON object a line. Torch-free, so the workers' supervisor (app/serve.py) can use it too."""
 
 from __future__ import annotations
 
