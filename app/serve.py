@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     # first, so a port in use fails here, once, as uvicorn's own bind would
     with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((args.host, args.port))
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as e:
+            log.error("cannot listen on %s:%d: %s", args.host, args.port, e.strerror or e)
+            return 1
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         0.0, ge=0, le=100, description="how long a batch waits for company; 0: none, a lone request is not delayed"
     )
-    workers: int = Field(1, gt=0, le=64, description="worker processes (python -m app), each on its own SO_REUSEPORT socket")
+    workers: int = Field(1, gt=0, le=64, description="worker processes (python -m app), a listening socket each")
     host: str = Field("127.0.0.1", description="bind address (python -m app)")
     port: int = Field(8000, gt=0, lt=65536, description="port (python -m app)")
     max_in_flight: int = Field(

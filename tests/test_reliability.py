@@ -212,8 +212,9 @@ def test_deadlines_cancel_only_the_late_and_leave_other_cancellations_alone() ->
     asyncio.run(run())
 
 
-def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() -> None:
-    s = start({"DIGITS_GRACEFUL_SHUTDOWN": "10"})
+@pytest.mark.parametrize("workers", [1, 2])  # 2: app/serve.py's supervisor passes SIGTERM on
+def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(workers: int) -> None:
+    s = start({"DIGITS_GRACEFUL_SHUTDOWN": "10", "DIGITS_WORKERS": str(workers)})
     body, ctype = big_batch()
     with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(s.request, "POST", "/predict/batch", body, ctype) for _ in range(6)]
@@ -228,3 +229,27 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() -> None:
     print(f"\nSIGTERM with 6 in flight: statuses {statuses}, exit {code} after {time.perf_counter() - t0:.2f} s")
     assert statuses == [200] * 6
     assert code in (0, -signal.SIGTERM)
+
+
+def test_workers_are_restarted_and_a_port_in_use_is_refused() -> None:
+    s = start({"DIGITS_WORKERS": "2"})
+    try:
+        workers = subprocess.run(["pgrep", "-f", "-P", str(s.proc.pid), "spawn_main"], capture_output=True, text=True)
+        pids = workers.stdout.split()
+        assert len(pids) == 2
+        os.kill(int(pids[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = subprocess.run(["pgrep", "-f", "-P", str(s.proc.pid), "spawn_main"], capture_output=True, text=True)
+            if len(now.stdout.split()) == 2 and pids[0] not in now.stdout.split():
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the killed worker was not replaced")
+        env = {**os.environ, "DIGITS_PORT": str(s.port), "DIGITS_WORKERS": "2"}
+        second = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, timeout=60)
+        assert second.returncode != 0  # not a silent share of the first server's port
+        assert b"Address already in use" in second.stderr
+        assert s.request("GET", "/health/live")[0] == 200
+    finally:
+        assert stop(s) in (0, -signal.SIGTERM)
