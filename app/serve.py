@@ -7,8 +7,10 @@ splits ran at 60 req/s against 124-136 for 3-1 and 2-2; at c=64 on 28x28 PNGs, 4
 connections on one worker gave 4,400-4,590 req/s against 4,830-4,870 for 25-39 (`ss -tnp` during
 wrk). With a socket per worker the kernel hashes each new connection to one of them.
 
-The supervisor imports neither torch nor the app (it stays small); it starts the workers, restarts
-one that dies, and on SIGTERM or SIGINT passes SIGTERM on, so each drains its requests, and waits.
+The supervisor imports no torch and not the app (only its logging; it stays small); it starts the
+workers, restarts one that dies, and on SIGTERM or SIGINT passes SIGTERM on, so each drains its
+requests, and waits. A worker's socket listens only once its start-up is done (uvicorn calls
+listen after the lifespan), so no connection waits on a worker still loading the model.
 """
 
 from __future__ import annotations

@@ -196,9 +196,9 @@ _PLAIN_PNG_COLOURS = {0, 2, 6}
 def _decode_plain_png(data: bytes, chunks: set[bytes], size: tuple[int, int]) -> Image.Image | None:
     """An 8-bit, non-interlaced grayscale, RGB or RGBA PNG with no chunk that matters to Pillow,
     decoded by libspng (pyspng), else None for Pillow to decode. The same pixels (checked on 1,478
-    PNGs), in 1/3 less time for a 280x280 canvas and 1/3 of the time for a 28x28 digit; Pillow
-    unfilters rows a byte at a time. Anything libspng refuses goes to Pillow, whose errors are
-    the documented ones. (libspng is told to ignore CRCs: `_check_png_crcs` has checked them.)
+    PNGs); a 280x280 canvas in 379 us against Pillow's 617 (Pillow unfilters rows a byte at a
+    time), no gain at 28x28. Anything libspng refuses goes to Pillow, whose errors are the
+    documented ones. (libspng is told to ignore CRCs: `_check_png_crcs` has checked them.)
     """
     if data[24] != 8 or data[25] not in _PLAIN_PNG_COLOURS or data[28] != 0 or not chunks <= _PLAIN_PNG_CHUNKS:
         return None
