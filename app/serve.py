@@ -30,12 +30,17 @@ from app.logs import configure_logging
 log = logging.getLogger("app.serve")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port that other processes may bind too (SO_REUSEPORT)."""
+def bound_socket(host: str, port: int, reuse_port: bool = True) -> socket.socket:
+    """A TCP socket bound to host:port; with `reuse_port`, one other processes may bind too."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -51,7 +56,7 @@ def worker(args: argparse.Namespace) -> None:
         access_log=False,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
     )
-    uvicorn.Server(config).run(sockets=[listening_socket(args.host, args.port)])
+    uvicorn.Server(config).run(sockets=[bound_socket(args.host, args.port)])
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -70,13 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     # SO_REUSEPORT would let the workers join another server of this user on the port: a plain bind
     # first, so a port in use fails here, once, as uvicorn's own bind would
-    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((args.host, args.port))
-        except OSError as e:
-            log.error("cannot listen on %s:%d: %s", args.host, args.port, e.strerror or e)
-            return 1
+    try:
+        bound_socket(args.host, args.port, reuse_port=False).close()
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", args.host, args.port, e.strerror or e)
+        return 1
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
                 workers[i] = start()
     for process in workers:
-        if process.is_alive() and process.pid is not None:
+        if process.is_alive():
             process.terminate()  # SIGTERM: uvicorn stops accepting and drains
     deadline = time.monotonic() + args.timeout_graceful_shutdown + 5
     for process in workers:
