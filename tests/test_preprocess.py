@@ -263,18 +263,6 @@ def test_sixteen_bit_uses_the_full_range() -> None:
     assert_mnist_style(preprocess(encode(dim)))
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (2, 2), (30, 41), (128, 128)])
-def test_cross_morphology_is_scipys(shape: tuple[int, int]) -> None:
-    from model.preprocess import _dilate_cross, _erode_cross
-
-    rng = np.random.default_rng(sum(shape))
-    for density in (0.05, 0.5, 0.95):
-        mask = rng.random(shape) < density
-        assert np.array_equal(_dilate_cross(mask), ndimage.binary_dilation(mask))
-        assert np.array_equal(_dilate_cross(_dilate_cross(mask)), ndimage.binary_dilation(mask, iterations=2))
-        assert np.array_equal(_erode_cross(mask), ndimage.binary_erosion(mask))
-
-
 def test_otsu_fraction_is_the_share_below_the_threshold() -> None:
     from model.preprocess import _otsu_split
 
