@@ -110,8 +110,8 @@ def erode_cross(mask: np.ndarray) -> np.ndarray:
     out[:-1] &= mask[1:]
     out[:, 1:] &= mask[:, :-1]
     out[:, :-1] &= mask[:, 1:]
-    out[[0, -1]] = False
-    out[:, [0, -1]] = False
+    out[0] = out[-1] = False
+    out[:, 0] = out[:, -1] = False
     return out
 
 
@@ -126,6 +126,7 @@ class Components:
     def __init__(self, mask: np.ndarray) -> None:
         height, width = mask.shape
         self.shape = mask.shape
+        self.source = mask
         stride = width + 1  # a zero column after each row: every run ends in its own row
         flat = np.zeros((height, stride), dtype=np.int8)
         flat[:, :width] = mask
@@ -150,10 +151,11 @@ class Components:
     def mask(self, wanted: np.ndarray) -> np.ndarray:
         height, width = self.shape
         keep = wanted[self.component]
-        steps = (self.starts, self.ends) if keep.all() else (self.starts[keep], self.ends[keep])
+        if keep.all():
+            return self.source.astype(bool, copy=True)
         edges = np.zeros(height * (width + 1) + 1, dtype=np.int8)
-        edges[steps[0]] = 1
-        edges[steps[1]] = -1
+        edges[self.starts[keep]] = 1
+        edges[self.ends[keep]] = -1
         painted = np.cumsum(edges[:-1], dtype=np.int8).reshape(height, width + 1)[:, :width]
         out: np.ndarray = painted.astype(bool)
         return out

@@ -181,6 +181,34 @@ def test_photo_with_uneven_light_and_noise(reference: np.ndarray) -> None:
     assert distance(p.image, reference) < 0.04
 
 
+@pytest.mark.parametrize(("ink", "paper"), [(0, 255), (20, 200), (230, 40)])
+def test_clean_background_shortcut_is_ink_map(ink: int, paper: int) -> None:
+    from model.preprocess import clean_ink_map, ink_map
+
+    gray = np.asarray(draw_seven(size=(120, 96), ink=ink, paper=paper), dtype=np.float32) / 255
+    assert np.allclose(clean_ink_map(gray, paper / 255), ink_map(gray), rtol=0, atol=1e-6)
+
+
+def test_clean_border_with_uneven_light_inside_goes_to_ink_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model import preprocess as pre
+
+    seven = np.asarray(draw_seven(size=(120, 96)), dtype=np.float32) / 255
+    rows, cols = np.indices(seven.shape)
+    shade = 0.3 * np.exp(-((rows - 48) ** 2 + (cols - 60) ** 2) / 800)  # a shadow in the middle
+    gray = (seven * (1 - shade)).astype(np.float32)
+    paper = pre._border_level(gray)
+    assert paper is not None
+    calls = []
+    ink_map = pre.ink_map
+    monkeypatch.setattr(pre, "ink_map", lambda g: calls.append(g) or ink_map(g))
+    assert np.array_equal(pre.clean_ink_map(gray, paper), ink_map(gray))
+    assert len(calls) == 1
+    assert calls[0] is gray  # the image as given, not its negative
+    calls.clear()
+    pre.clean_ink_map(seven, 1.0)  # evenly lit: no need
+    assert calls == []
+
+
 def test_thin_pen_is_thickened() -> None:
     p = preprocess(encode(draw_seven(size=(800, 800), offset=(100, 100), scale=5, width=2)))
     assert_mnist_style(p)
