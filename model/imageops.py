@@ -128,11 +128,10 @@ class Components:
         self.shape = mask.shape
         self.source = mask
         stride = width + 1  # a zero column after each row: every run ends in its own row
-        flat = np.zeros((height, stride), dtype=np.int8)
-        flat[:, :width] = mask
-        step = np.diff(flat.ravel(), prepend=np.int8(0))
-        self.starts = np.flatnonzero(step == 1)  # flat index of a run's first pixel
-        self.ends = np.flatnonzero(step == -1)  # flat index one past its last
+        flat = np.zeros(1 + height * stride, dtype=bool)  # and a zero before the first pixel
+        flat[1:].reshape(height, stride)[:, :width] = mask
+        self.starts = np.flatnonzero(flat[1:] > flat[:-1])  # flat index of a run's first pixel
+        self.ends = np.flatnonzero(flat[1:] < flat[:-1])  # flat index one past its last
         row = self.starts // stride
         first, end = self.starts - row * stride, self.ends - row * stride
         # 8-connected to run b: the runs of the row above with end >= b's first and first <= b's end.
@@ -142,8 +141,9 @@ class Components:
         below = np.repeat(np.arange(self.starts.size), counts)
         above = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(below.size)
         root = _union(self.starts.size, above, below)
-        self.ids, self.component = np.unique(root, return_inverse=True)  # component of each run
-        self.count = self.ids.size
+        is_root = root == np.arange(root.size)
+        self.component = (np.cumsum(is_root) - 1)[root]  # of each run, numbered 0 .. count - 1
+        self.count = int(is_root.sum())
         self.areas = np.bincount(self.component, weights=end - first, minlength=self.count).astype(np.int64)
         edge = (row == 0) | (row == height - 1) | (first == 0) | (end == width)
         self.touches_border = np.bincount(self.component, weights=edge, minlength=self.count) > 0
@@ -173,8 +173,9 @@ def _union(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return parent
         ra, rb = ra[differ], rb[differ]
         np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
-        while True:
+        while True:  # two jumps a check: each jump halves the longest path to a root
             up = parent[parent]
+            up = up[up]
             if np.array_equal(up, parent):
                 break
             parent = up
