@@ -237,26 +237,26 @@ def to_gray(img: Image.Image, side: int = WORK_SIDE, blocks: bool = False) -> np
     Transparent pixels get the colour opposite to the strokes, so dark strokes on a transparent
     canvas land on white and light strokes on black; polarity is decided afterwards.
     """
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    wide = img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+    if wide:
         arr = np.asarray(img.convert("I") if img.mode.startswith("I;16") else img, dtype=np.float32)
         peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 255.0)
         gray = Image.fromarray(np.clip(arr / peak, 0.0, 1.0).astype(np.float32), mode="F")
         alpha = None
     elif _has_alpha(img):
         la = img.convert("RGBA").convert("LA")
-        gray = la.getchannel("L").convert("F")
-        alpha = la.getchannel("A").convert("F")
+        gray, alpha = la.getchannel("L"), la.getchannel("A")
     else:
-        gray = img.convert("L").convert("F")
-        alpha = None
-    gray = _shrink_to(gray, side, blocks)
+        gray, alpha = img.convert("L"), None
+    if not (wide or blocks):  # an exact resize, in floating point
+        gray = gray.convert("F")
+        alpha = alpha.convert("F") if alpha is not None else None
+    gray = _shrink_to(gray, side, blocks)  # blocks: averaged in 8 bits, rounded, 30 us cheaper
     alpha = _shrink_to(alpha, side, blocks) if alpha is not None else None
-    g = np.asarray(gray, dtype=np.float32)
-    if img.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        g = g / 255.0
+    g = _unit(gray) if not wide else np.asarray(gray, dtype=np.float32)
     if alpha is None:
         return g
-    a = np.asarray(alpha, dtype=np.float32) / 255.0
+    a = _unit(alpha)
     if a.min() >= 0.99:
         return g
     if a.sum() < 1e-3:
@@ -265,6 +265,17 @@ def to_gray(img: Image.Image, side: int = WORK_SIDE, blocks: bool = False) -> np
     background = 1.0 if stroke < 0.5 else 0.0
     result: np.ndarray = g * a + background * (1.0 - a)
     return result
+
+
+_UNIT = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
+def _unit(img: Image.Image) -> np.ndarray:
+    """An 8-bit ("L") or floating-point ("F", 0-255) image on [0, 1] as float32."""
+    if img.mode == "L":
+        return _UNIT.take(np.asarray(img))
+    unit: np.ndarray = np.asarray(img, dtype=np.float32) / np.float32(255)
+    return unit
 
 
 def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
