@@ -125,11 +125,12 @@ class Predictor:
 
     async def answer(self, data: bytes, limiter: anyio.CapacityLimiter, batcher: Batcher) -> Answer:
         """Preprocess (on a worker thread, at most `limiter` at once, unless small), then join a batch."""
-        img = open_image(data, self.max_pixels)  # the header only: tens of microseconds
-        if img.width * img.height <= INLINE_PIXELS:
-            pre = preprocess_opened(img, data)
+        opened = open_image(data, self.max_pixels)  # the header only: tens of microseconds
+        width, height = opened.size
+        if width * height <= INLINE_PIXELS:
+            pre = preprocess_opened(opened, data)
         else:
-            pre = await anyio.to_thread.run_sync(preprocess_opened, img, data, limiter=limiter)
+            pre = await anyio.to_thread.run_sync(preprocess_opened, opened, data, limiter=limiter)
         return await batcher.submit(pre.image)
 
     async def answer_many(

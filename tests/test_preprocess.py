@@ -356,6 +356,36 @@ def test_png_pillow_must_read_goes_to_pillow() -> None:
         assert _decode_plain_png(data, _check_png_crcs(data), seven.size) is None, name
 
 
+def test_a_plain_png_is_opened_without_pillow_and_others_with_it() -> None:
+    from model.preprocess import open_image
+
+    seven = draw_seven()
+    assert open_image(_png(seven)).image is None
+    assert open_image(_png(seven.convert("RGBA"))).size == seven.size
+    for data in (_png(seven.convert("P")), _png(seven.convert("LA")), encode(seven, "JPEG")):
+        assert open_image(data).image is not None
+
+
+def _with_chunk(png: bytes, kind: bytes, payload: bytes, crc_flip: int = 0) -> bytes:
+    """`png` with one more chunk right after IHDR."""
+    chunk = kind + payload
+    crc = zlib.crc32(chunk) ^ crc_flip
+    return png[:33] + struct.pack(">I", len(payload)) + chunk + struct.pack(">I", crc) + png[33:]
+
+
+def test_a_png_opened_without_pillow_fails_as_pillow_says() -> None:
+    """A header that looks plain but a broken chunk before the pixels: Pillow's refusal, as before."""
+    data = _png(draw_seven())
+    gamma = struct.pack(">I", 45455)
+    assert preprocess(_with_chunk(data, b"gAMA", gamma)).image.shape == (28, 28)
+    with pytest.raises(NotAnImage):
+        preprocess(_with_chunk(data, b"gAMA", gamma, crc_flip=1))
+    pixels_flipped = bytearray(data)
+    pixels_flipped[-20] ^= 4  # in IDAT
+    with pytest.raises(CorruptImage, match="IDAT"):
+        preprocess(bytes(pixels_flipped))
+
+
 def _text_chunk() -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "hello")
