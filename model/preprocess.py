@@ -476,6 +476,9 @@ def keep_digit(ink: np.ndarray) -> np.ndarray:
     parts = imageops.Components(mask)
     if parts.count == 0:
         raise NoInk("no ink found")
+    if parts.count == 1:  # the usual drawing: nothing to choose between
+        kept_one: np.ndarray = ink * imageops.dilate_cross(imageops.dilate_cross(mask))
+        return kept_one
     areas = parts.areas
     interior = ~parts.touches_border
     if interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
@@ -508,7 +511,7 @@ def _thicken(crop: np.ndarray) -> np.ndarray:
     area = int(binary.sum())
     if area == 0:
         return crop
-    boundary = int((binary & ~imageops.erode_cross(binary)).sum())
+    boundary = area - int(imageops.erode_cross(binary).sum())  # the erosion lies inside
     width = area / max(boundary / 2, 1)
     side = max(crop.shape)
     if width / side >= MIN_STROKE_RATIO:
