@@ -5,9 +5,10 @@
 2. Loads it with wrk on 127.0.0.1 at c=1, 16 and 64 for a 28x28 MNIST PNG, a 280x280 RGB PNG (black
    digit on white) and a 280x280 transparent RGBA canvas PNG, each as a raw body and as multipart:
    req/s, p50, p99, non-2xx and socket errors.
-3. /predict/batch with 64 images a request (c=4): images/s, beside the pure forward-pass throughput
-   of the network measured in the same run (2 processes, 1 thread each, batch 64), both as plain
-   eager NCHW and channels-last as the service runs it (app.predictor.inference_net).
+3. /predict/batch with 64 images a request (c=8; BATCH_CONCURRENCY says why): images/s, beside the
+   pure forward-pass throughput of the network measured in the same run (2 processes, 1 thread
+   each, batch 64), both as plain eager NCHW and channels-last as the service runs it
+   (app.predictor.inference_net).
 4. Worker memory after the loads: RSS, and PSS and private memory (shared library pages are in
    every worker's RSS).
 5. Unless --no-peers: ../shared/peers/run.sh with this service as PROJECT_CMD, so TorchServe,
@@ -42,6 +43,11 @@ sys.path.insert(0, str(ROOT))
 PEERS = ROOT.parent / "shared" / "peers"
 CONCURRENCIES = (1, 16, 64)
 BATCH = 64
+#: wrk connections for /predict/batch. Each worker listens on its own SO_REUSEPORT socket and the
+#: kernel hashes each connection to one of them, so with 4 connections all landed on one worker in
+#: 1 run of 8 (by chance: 2 / 2**4), halving the figure (85 against 177 req/s, 2026-11-26); with 8,
+#: that is 2 / 2**8, and a 7-1 split 1 in 16.
+BATCH_CONCURRENCY = 8
 
 
 def png(img: Image.Image) -> bytes:
@@ -265,7 +271,14 @@ def main() -> int:
                                  f"{r['non200']:.0f} | {r['sock_err']:.0f} |")  # fmt: skip
                     memory += [memory_mb(pid) for pid in children(proc.pid)]
         body, ctype = bodies["batch64/multipart"]
-        r = wrk(base + "/predict/batch", body, ctype, 4, args.seconds, out / "wrk" / "batch64_c4.txt")
+        r = wrk(
+            base + "/predict/batch",
+            body,
+            ctype,
+            BATCH_CONCURRENCY,
+            args.seconds,
+            out / "wrk" / f"batch64_c{BATCH_CONCURRENCY}.txt",
+        )
         memory += [memory_mb(pid) for pid in children(proc.pid)]
         results["batch64"] = {**r, "images_per_s": r["rps"] * BATCH}
     finally:
@@ -281,7 +294,7 @@ def main() -> int:
         f"`python bench/bench.py --seconds {args.seconds:g}`: service as the Docker image runs it (2 workers, 1 torch "
         "thread each), wrk -t1 on 127.0.0.1, this 2-core machine.", "",
         *lines, "",
-        f"- /predict/batch, 64 MNIST PNGs a request, c=4: {batch['images_per_s']:,.0f} images/s "
+        f"- /predict/batch, 64 MNIST PNGs a request, c={BATCH_CONCURRENCY}: {batch['images_per_s']:,.0f} images/s "
         f"(p99 {batch['p99_ms']:.1f} ms); pure forward pass at batch 64, 2 processes x 1 thread: "
         f"eager NCHW {forward:,.0f} images/s, ratio **{batch['images_per_s'] / forward:.2f}**; channels-last as the "
         f"service runs it {forward_opt:,.0f} images/s, ratio **{batch['images_per_s'] / forward_opt:.2f}**",
