@@ -381,7 +381,7 @@ def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
     the nearest window that is not.
     """
     h, w = ink.shape
-    small = _shrink(ink, 48, blocks=True)
+    small = _shrink(ink, 48)
     paper = small[small < threshold]
     if paper.size:
         p5, p50, p90 = _quantiles(paper, (5, 50, 90))
@@ -470,8 +470,12 @@ def clean_ink_map(gray: np.ndarray, paper: float) -> np.ndarray:
     return out
 
 
-def keep_digit(ink: np.ndarray) -> np.ndarray:
-    """Zero what is not the digit: specks, and clutter touching the border (table edges, frames)."""
+def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
+    """Zero what is not the digit: specks, and clutter touching the border (table edges, frames).
+
+    Without `border_clutter` (an image whose border is clean: what touches it is a stroke that
+    runs to the edge, not a table edge), only specks.
+    """
     mask = ink > 0.5
     parts = imageops.Components(mask)
     if parts.count == 0:
@@ -481,7 +485,7 @@ def keep_digit(ink: np.ndarray) -> np.ndarray:
         return kept_one
     areas = parts.areas
     interior = ~parts.touches_border
-    if interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
+    if border_clutter and interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
         candidates = interior
     else:
         candidates = np.ones(parts.count, dtype=bool)
@@ -627,7 +631,7 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     paper = _border_level(coarse)
     if paper is None:  # a photo: uneven light, noise, a table; it needs the detail
         return _model_input(keep_digit(ink_map(gray))), False
-    ink = keep_digit(clean_ink_map(coarse, paper))
+    ink = keep_digit(clean_ink_map(coarse, paper), border_clutter=False)
     box = _bbox(ink)
     if coarse.shape != gray.shape and not _big_enough(box, ink.shape):  # small: look again, closer
         r0, r1, c0, c1 = box
@@ -687,7 +691,7 @@ def _preprocess_loaded(img: Image.Image) -> Preprocessed:
         coarse = to_gray(img, ANALYSIS_SIDE, blocks=True)
         paper = _border_level(coarse)
         if paper is not None:
-            ink = keep_digit(clean_ink_map(coarse, paper))
+            ink = keep_digit(clean_ink_map(coarse, paper), border_clutter=False)
             box = _bbox(ink)
             if _big_enough(box, ink.shape):
                 return Preprocessed(image=_model_input(ink, box), fast_path=False)

@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 from scipy import ndimage
 
 from model.data import MnistSplit
@@ -207,6 +207,20 @@ def test_clean_border_with_uneven_light_inside_goes_to_ink_map(monkeypatch: pyte
     calls.clear()
     pre.clean_ink_map(seven, 1.0)  # evenly lit: no need
     assert calls == []
+
+
+def test_a_stroke_to_the_edge_of_a_clean_canvas_is_kept() -> None:
+    """On a clean background what touches the border is the digit running off it, not a table edge."""
+
+    def four(shift: int) -> bytes:
+        img = Image.new("L", (280, 280), 255)
+        draw = ImageDraw.Draw(img)
+        draw.line([(shift, 120), (40 + shift, 200), (240 + shift, 200)], fill=0, width=24)  # runs to the edge
+        draw.line([(150 + shift, 50), (150 + shift, 160)], fill=0, width=24)  # apart from it
+        return encode(img)
+
+    at_edge, inside = preprocess(four(0)).image, preprocess(four(30)).image
+    assert distance(at_edge, inside) < 0.05
 
 
 def test_thin_pen_is_thickened() -> None:
