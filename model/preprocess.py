@@ -6,8 +6,9 @@ specks and border clutter dropped -> ink cropped -> thin strokes thickened -> fi
 20x20 keeping aspect ratio -> centred by centre of mass in 28x28 -> normalised tensor.
 
 An image that is already MNIST-like (28x28, white ink centred on black) passes through as is.
-Larger images are analysed at WORK_SIDE (photos) or ANALYSIS_SIDE (clean backgrounds, with a
-closer look at a digit found small).
+Larger images are analysed at WORK_SIDE (photos) or at most ANALYSIS_SIDE (clean backgrounds: the
+border's level is the background, `clean_ink_map`; a digit found small is looked at again, closer).
+The neighbourhood operations are numpy's (`model.imageops`), not scipy's: 17 MB less a worker.
 """
 
 from __future__ import annotations
