@@ -377,7 +377,7 @@ def _otsu_split(values: np.ndarray) -> tuple[float, float]:
 def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
     """The background level under every pixel (ink bright), for uneven light on photos.
 
-    A median over a third of the image at 48 px or less: strokes are a minority in most windows, so the
+    A median over a third of the image at 48 px: strokes are a minority in most windows, so the
     median is the paper. Windows where ink is the majority (a large bold digit) take the value of
     the nearest window that is not.
     """
@@ -601,10 +601,10 @@ def _passes_through(gray: np.ndarray) -> np.ndarray | None:
     return raw.astype(np.float32) if is_mnist_like(raw) else None
 
 
-def _shrink(gray: np.ndarray, side: int, blocks: bool = False) -> np.ndarray:
+def _shrink(gray: np.ndarray, side: int) -> np.ndarray:
     if max(gray.shape) <= side:
         return gray
-    small: np.ndarray = np.asarray(_shrink_to(Image.fromarray(gray, mode="F"), side, blocks))
+    small: np.ndarray = np.asarray(_shrink_to(Image.fromarray(gray, mode="F"), side))
     return small
 
 
