@@ -10,6 +10,7 @@ reads labels from):
 - `framed`: MNIST digits as people re-upload them: enlarged, inverted, padded, as JPEG.
 
 Handwritten shapes come from the MNIST *test* set (never trained on); printed ones from fonts.
+Needs scipy (the `realworld` extra, part of `dev`), which the service itself does not install.
 """
 
 from __future__ import annotations

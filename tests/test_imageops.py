@@ -96,3 +96,13 @@ def test_components_are_scipys_labels(shape: tuple[int, int]) -> None:
             assert np.array_equal(painted, labels == ids[0])
             assert found.touches_border[i] == touches[ids[0]]
         assert np.array_equal(found.mask(np.ones(found.count, dtype=bool)), mask)
+
+
+def test_the_service_does_not_import_scipy() -> None:
+    """17 MB a worker (bench/README.md, round 5): keep it out of the service's imports."""
+    import subprocess
+    import sys
+
+    code = "import sys, app.main; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
