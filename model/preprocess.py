@@ -290,6 +290,8 @@ def to_gray(img: Image.Image, side: int = WORK_SIDE, blocks: bool = False) -> np
         peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 255.0)
         gray = Image.fromarray(np.clip(arr / peak, 0.0, 1.0).astype(np.float32), mode="F")
         alpha = None
+    elif img.mode == "RGBA":  # a canvas: the same pixels as through LA below, in a third of the time
+        gray, alpha = img.convert("L"), img.getchannel("A")
     elif _has_alpha(img):
         la = img.convert("RGBA").convert("LA")
         gray, alpha = la.getchannel("L"), la.getchannel("A")
