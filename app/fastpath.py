@@ -156,7 +156,7 @@ def _single_file(body: bytes, content_type: bytes) -> bytes | None:
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-    data = orjson.dumps(body)  # the same bytes as json.dumps with compact separators, 20x faster
+    data = orjson.dumps(body)  # json.dumps's values, 20x faster (2.5e-08 is spelled 2.5e-8, 1e-05 0.00001)
     raw = [*JSON_HEADERS, (b"content-length", str(len(data)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
