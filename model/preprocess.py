@@ -483,18 +483,15 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
     parts = imageops.Components(mask)
     if parts.count == 0:
         raise NoInk("no ink found")
-    if parts.count == 1:  # the usual drawing: nothing to choose between
-        kept_one: np.ndarray = ink * imageops.dilate_cross(imageops.dilate_cross(mask))
-        return kept_one
-    areas = parts.areas
-    interior = ~parts.touches_border
-    if border_clutter and interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
-        candidates = interior
-    else:
-        candidates = np.ones(parts.count, dtype=bool)
-    biggest = areas[candidates].max()
-    region = imageops.dilate_cross(imageops.dilate_cross(parts.mask(candidates & (areas >= 0.1 * biggest))))
-    kept: np.ndarray = ink * region
+    if parts.count > 1:  # (one, the usual drawing, leaves nothing to choose)
+        areas = parts.areas
+        interior = ~parts.touches_border
+        if border_clutter and interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
+            candidates = interior
+        else:
+            candidates = np.ones(parts.count, dtype=bool)
+        mask = parts.mask(candidates & (areas >= 0.1 * areas[candidates].max()))
+    kept: np.ndarray = ink * imageops.dilate_cross(imageops.dilate_cross(mask))
     return kept
 
 
@@ -634,8 +631,7 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     paper = _border_level(coarse)
     if paper is None:  # a photo: uneven light, noise, a table; it needs the detail
         return _model_input(keep_digit(ink_map(gray))), False
-    ink = keep_digit(clean_ink_map(coarse, paper), border_clutter=False)
-    box = _bbox(ink)
+    ink, box = _clean_digit(coarse, paper)
     if coarse.shape != gray.shape and not _big_enough(box, ink.shape):  # small: look again, closer
         r0, r1, c0, c1 = box
         sy, sx = gray.shape[0] / coarse.shape[0], gray.shape[1] / coarse.shape[1]
@@ -645,6 +641,12 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         ink = keep_digit(ink_map(_shrink(gray[y0:y1, x0:x1], ANALYSIS_SIDE)))
         box = _bbox(ink)
     return _model_input(ink, box), False
+
+
+def _clean_digit(gray: np.ndarray, paper: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The digit's ink map on a clean background (`_border_level` gave `paper`), and its `_bbox`."""
+    ink = keep_digit(clean_ink_map(gray, paper), border_clutter=False)
+    return ink, _bbox(ink)
 
 
 def _model_input(ink: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -694,8 +696,7 @@ def _preprocess_loaded(img: Image.Image) -> Preprocessed:
         coarse = to_gray(img, ANALYSIS_SIDE, blocks=True)
         paper = _border_level(coarse)
         if paper is not None:
-            ink = keep_digit(clean_ink_map(coarse, paper), border_clutter=False)
-            box = _bbox(ink)
+            ink, box = _clean_digit(coarse, paper)
             if _big_enough(box, ink.shape):
                 return Preprocessed(image=_model_input(ink, box), fast_path=False)
     image, fast = mnistify(to_gray(img))
