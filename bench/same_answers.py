@@ -1,0 +1,87 @@
+"""Do two trees give the same answers, bit for bit? `python bench/same_answers.py OLD_TREE DIR [DIR ...]`
+
+For every image in the DIRs (`python -m model.realworld DIR` writes labelled ones; `examples/` is
+added), each tree, run in its own process from its own folder, preprocesses the bytes and runs the
+shipped checkpoint's forward pass one image at a time and in batches of 32. The 28x28 inputs, the
+probabilities (as float32 bytes) and the error codes and messages are compared. OLD_TREE is a
+checkout of the other commit (`git worktree add /tmp/old main`); the new tree is this one.
+Prints one line a difference and a total; exits 1 when anything differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Run inside each tree: only names both the old and the new layout have.
+DUMP = r"""
+import hashlib, json, sys
+from pathlib import Path
+import numpy as np, torch
+torch.set_num_threads(1)
+from app.predictor import Predictor
+from model.checkpoint import DEFAULT_CHECKPOINT
+from model.preprocess import preprocess
+try:
+    from model.errors import PreprocessError
+except ImportError:
+    from model.preprocess import PreprocessError
+predictor = Predictor.load(DEFAULT_CHECKPOINT, 25_000_000)
+paths = json.loads(sys.stdin.read())
+out, images, slots = {}, [], []
+for path in paths:
+    try:
+        image = preprocess(Path(path).read_bytes()).image
+    except PreprocessError as e:
+        out[path] = {"error": [type(e).__name__, e.code, str(e)]}
+        continue
+    probs = np.asarray(predictor.predict_images([image])[0].probabilities, dtype=np.float32)
+    out[path] = {"input": hashlib.sha256(image.astype(np.float32).tobytes()).hexdigest(),
+                 "single": hashlib.sha256(probs.tobytes()).hexdigest(),
+                 "digit": int(probs.argmax()), "confidence": float(probs.max())}
+    images.append(image); slots.append(path)
+for start in range(0, len(images), 32):
+    for path, answer in zip(slots[start:start + 32], predictor.predict_images(images[start:start + 32])):
+        probs = np.asarray(answer.probabilities, dtype=np.float32)
+        out[path]["batched"] = hashlib.sha256(probs.tobytes()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def dump(tree: Path, paths: list[str]) -> dict[str, dict[str, object]]:
+    run = subprocess.run(
+        [sys.executable, "-c", DUMP], cwd=tree, input=json.dumps(paths), capture_output=True, text=True, check=False
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"{tree}: {run.stderr.strip()}")
+    result: dict[str, dict[str, object]] = json.loads(run.stdout)
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("old", type=Path)
+    p.add_argument("dirs", type=Path, nargs="+")
+    args = p.parse_args()
+    paths = sorted(str(f.resolve()) for d in [*args.dirs, ROOT / "examples"] for f in d.iterdir() if f.is_file())
+    paths = [f for f in paths if not f.endswith(".py")]
+    old, new = dump(args.old.resolve(), paths), dump(ROOT, paths)
+    differ = 0
+    for path in paths:
+        if old[path] != new[path]:
+            differ += 1
+            print(f"{path}: old {old[path]} new {new[path]}")
+    digest = hashlib.sha256(json.dumps(new, sort_keys=True).encode()).hexdigest()[:12]
+    errors = sum("error" in v for v in new.values())
+    print(f"{len(paths)} images ({errors} refused with an error): {differ} differ; new tree's digest {digest}")
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
