@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Generic, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from app.predictor import Answer
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
-class Batcher:
+class Batcher(Generic[In, Out]):
     def __init__(
         self,
-        run: Callable[[Sequence[Any]], list[Answer]],
+        run: Callable[[Sequence[In]], list[Out]],
         max_batch: int,
         max_wait: float,
         limiter: anyio.CapacityLimiter,
@@ -37,12 +38,12 @@ class Batcher:
         self.max_wait = max_wait
         self.limiter = limiter
         self.alone = alone  # True when no other request is in this worker
-        self._queue: list[tuple[Any, asyncio.Future[Answer]]] = []
+        self._queue: list[tuple[In, asyncio.Future[Out]]] = []
         self._drain_task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Any) -> Answer:
+    async def submit(self, item: In) -> Out:
         """Queue one input; its answer, once the batch it joins has run."""
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._drain_task is None or self._drain_task.done():
             self._drain_task = asyncio.create_task(self._drain())

@@ -1,18 +1,27 @@
-"""Typed dependencies for the routers.
+"""Typed dependencies for the routers, and the one accessor of the app's engine.
 
-`async def` on purpose: FastAPI runs a plain `def` dependency on a worker thread, and those two thread
-hops cost 14% of a worker's time under load (py-spy, wrk c=64 on 28x28 PNGs)."""
+`async def` on purpose: FastAPI runs a plain `def` dependency on a worker thread, two thread hops
+a request (bench/README.md, "Async dependencies")."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import ASGIApp
 
+from app.engine import Engine
 from app.errors import NotReady
 from app.metrics import Metrics
-from app.predictor import Predictor
 from app.settings import Settings
+
+
+def ready_engine(app: ASGIApp) -> Engine | None:
+    """The engine once the lifespan has loaded, verified and warmed up the model; None before
+    that and while shutting down."""
+    state = app.state  # type: ignore[attr-defined]
+    engine: Engine | None = state.engine
+    return engine if state.ready else None
 
 
 async def get_settings(request: Request) -> Settings:
@@ -20,12 +29,12 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_predictor(request: Request) -> Predictor:
-    """The loaded model; 503 until the lifespan has loaded, verified and warmed it up."""
-    predictor: Predictor | None = getattr(request.app.state, "predictor", None)
-    if predictor is None or not request.app.state.ready:
+async def get_engine(request: Request) -> Engine:
+    """The loaded model and its batcher; 503 until the lifespan has loaded, verified and warmed it up."""
+    engine = ready_engine(request.app)
+    if engine is None:
         raise NotReady("the model is not loaded yet; retry shortly", headers={"Retry-After": "1"})
-    return predictor
+    return engine
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -34,5 +43,5 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.preprocess import ImageTooLarge, NoInk, PreprocessError
+from app.responses import JSONAnswer
+from model.errors import ImageTooLarge, NoInk, PreprocessError
 
 
 class ServiceError(Exception):
@@ -44,6 +44,10 @@ class TooManyFiles(ServiceError):
     status, code = 422, "too_many_files"
 
 
+class InvalidMultipart(ServiceError):
+    status, code = 400, "invalid_multipart"
+
+
 class NotReady(ServiceError):
     status, code = 503, "not_ready"
 
@@ -61,27 +65,30 @@ def error_body(code: str, message: str, request_id: str | None) -> dict[str, Any
     return {"error": {"code": code, "message": message, "request_id": request_id}}
 
 
+def mapped(exc: ServiceError | PreprocessError) -> tuple[int, str, str, dict[str, str] | None]:
+    """A domain error's (status, code, message, headers): the one mapping, for the handlers below
+    and for the ASGI layers that answer without FastAPI."""
+    if isinstance(exc, ServiceError):
+        return exc.status, exc.code, exc.message, exc.headers
+    return preprocess_status(exc), exc.code, str(exc), None
+
+
 def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
 def _respond(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(code, message, _request_id(request)), status_code=status, headers=headers)
+) -> JSONAnswer:
+    return JSONAnswer(error_body(code, message, _request_id(request)), status_code=status, headers=headers)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    return _respond(request, exc.status, exc.code, exc.message, exc.headers)
+async def _domain_error(request: Request, exc: Exception) -> JSONAnswer:
+    assert isinstance(exc, ServiceError | PreprocessError)
+    return _respond(request, *mapped(exc))
 
 
-async def _preprocess_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, PreprocessError)
-    return _respond(request, preprocess_status(exc), exc.code, str(exc))
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONAnswer:
     assert isinstance(exc, RequestValidationError)
     parts = []
     for err in exc.errors():
@@ -90,7 +97,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return _respond(request, 422, "invalid_request", "; ".join(parts) or "invalid request")
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONAnswer:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
@@ -99,7 +106,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(PreprocessError, _preprocess_error)
+    app.add_exception_handler(ServiceError, _domain_error)
+    app.add_exception_handler(PreprocessError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -8,20 +8,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 
-from app.batcher import Batcher
+from app.engine import Engine
 from app.errors import install_error_handlers
 from app.fastpath import FastPredict
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import InFlight, RequestContext
-from app.predictor import Predictor
+from app.responses import JSONAnswer
 from app.routers import health, info, page, predict
 from app.settings import Settings, load_settings
 from model.checkpoint import CheckpointError
@@ -46,14 +44,10 @@ def set_torch_threads(threads: int) -> None:
 
 
 def tune_gc() -> None:
-    """Keep the cyclic garbage collector out of the tail latency.
-
-    Start-up leaves hundreds of thousands of long-lived objects (torch, FastAPI, the model); every
-    full collection walked them all. Frozen, they are skipped. Measured with wrk at c=64 on 28x28
-    PNGs, 2 workers: p99 149 -> 48 ms. The thresholds stay at Python's defaults: raised to
-    (20000, 50, 100) they gained no throughput, and cyclic garbage (exceptions' tracebacks, Pillow
-    images) then piled up: bench/soak.py grew a worker by 24 MB in 60 s instead of 2.
-    """
+    """Keep the cyclic garbage collector out of the tail latency: start-up leaves hundreds of
+    thousands of long-lived objects (torch, FastAPI, the model) that every full collection walked;
+    frozen, they are skipped (bench/README.md, "GC freeze"). The thresholds stay at Python's
+    defaults, so cyclic garbage (tracebacks, Pillow images) is still collected."""
     gc.collect()
     gc.freeze()
 
@@ -67,30 +61,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_torch_threads(settings.effective_torch_threads)
         try:
-            predictor = await run_in_threadpool(
-                Predictor.load, settings.checkpoint, settings.max_pixels, metrics.observe_inference
-            )
+            engine = await Engine.start(settings, metrics.observe_inference, lambda: in_flight.count)
         except CheckpointError as e:
             log.error("cannot start: %s", e)
             raise
-        app.state.work_limiter = anyio.CapacityLimiter(settings.work_threads)
-        app.state.batcher = Batcher(
-            predictor.predict_images,
-            settings.max_batch_size,
-            settings.batch_wait_ms / 1000,
-            app.state.work_limiter,
-            # a lone request's forward pass on the event loop: measured faster with 1 torch thread a
-            # worker (c=1 p50 1.85 -> 1.54 ms) but slower with 2 (1.45 -> 1.9 ms: bench/README.md)
-            alone=(lambda: in_flight.count <= 1) if settings.effective_torch_threads == 1 else (lambda: False),
-        )
-        app.state.predictor = predictor
+        app.state.engine = engine
         if settings.gc_freeze:
             tune_gc()
         app.state.ready = True
         log.info(
             "ready: model %s (test accuracy %s), %d torch threads",
-            predictor.version,
-            predictor.model.meta.get("metrics", {}).get("test_accuracy"),
+            engine.version,
+            engine.model.meta.get("metrics", {}).get("test_accuracy"),
             settings.effective_torch_threads,
         )
         yield
@@ -101,13 +83,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        # off by default: the access line and /metrics are this service's telemetry, and the check for
-        # configured providers cost 2-3% of a worker's Python time per request (py-spy --gil, c=64)
+        default_response_class=JSONAnswer,
+        # off by default: the access line and /metrics are this service's telemetry, and the check
+        # for configured providers costs a worker's time on every request (bench/README.md, "Telemetry")
         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.predictor = None
+    app.state.engine = None
     app.state.ready = False
     install_error_handlers(app)
     app.include_router(predict.router)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import re
@@ -16,13 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PayloadTooLarge, error_body
 from app.metrics import Metrics
+from app.responses import encode
 
 log = logging.getLogger("app.access")
 REQUEST_ID_HEADER = "x-request-id"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-_ID_PREFIX = os.urandom(4).hex()  # per process; uuid4 per request cost 3% of a worker's time under load
+_ID_PREFIX = os.urandom(4).hex()  # per process: cheaper than a uuid4 a request (bench/README.md, "Request ids")
 _ID_COUNTER = itertools.count()
 
 
@@ -49,12 +49,10 @@ class InFlight:
 
 
 class Deadlines:
-    """Request deadlines for one worker, enforced by one watchdog task rather than a timer a request.
+    """Request deadlines for one worker, enforced by one watchdog task rather than a timer a request
+    (asyncio.timeout's arming and disarming cost more: bench/README.md, "Deadlines").
 
-    asyncio.timeout arms and disarms an event-loop timer for every request. bench/inproc.py (c=64,
-    28x28 PNGs): 319-320 us of CPU a request with it, 287-301 with no deadline at all, and with this
-    watchdog 296/272/289 against asyncio.timeout's 325/285/316 (trees alternating). Here a
-    request costs a dict entry; while any are in flight, a watchdog wakes every `period` seconds
+    A request costs a dict entry; while any are in flight, a watchdog wakes every `period` seconds
     and cancels the requests past their deadline, which therefore fire up to `period` late."""
 
     def __init__(self, seconds: float) -> None:
@@ -228,7 +226,7 @@ class _Exchange:
             await asyncio.wait_for(drop(), DRAIN_SECONDS)
 
     async def send_error(self, status: int, code: str, message: str, extra: dict[bytes, bytes] | None = None) -> None:
-        body = json.dumps(error_body(code, message, self.request_id), separators=(",", ":")).encode()
+        body = encode(error_body(code, message, self.request_id))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         headers += list((extra or {}).items())
         if status == 413:

@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.checkpoint import DEFAULT_CHECKPOINT
-from model.preprocess import DEFAULT_MAX_PIXELS
+from model.decode import DEFAULT_MAX_PIXELS
 
 ENV_PREFIX = "DIGITS_"
 MiB = 1024 * 1024

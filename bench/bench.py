@@ -8,7 +8,7 @@
 3. /predict/batch with 64 images a request (c=8; BATCH_CONCURRENCY says why): images/s, beside the
    pure forward-pass throughput of the network measured in the same run (2 processes, 1 thread
    each, batch 64), both as plain eager NCHW and channels-last as the service runs it
-   (app.predictor.inference_net).
+   (model.network.inference_forward).
 4. Worker memory after the loads: RSS, and PSS and private memory (shared library pages are in
    every worker's RSS).
 5. Unless --no-peers: ../shared/peers/run.sh with this service as PROJECT_CMD, so TorchServe,
@@ -147,9 +147,9 @@ def _forward_worker(seconds: float, optimised: bool, queue: multiprocessing.Queu
     net = load_checkpoint(DEFAULT_CHECKPOINT).net
     x = torch.randn(BATCH, 1, 28, 28)
     if optimised:  # as app.predictor runs it
-        from app.predictor import inference_net
+        from model.network import inference_forward
 
-        net = inference_net(net)  # type: ignore[assignment]
+        net = inference_forward(net)  # type: ignore[assignment]
     with torch.inference_mode():
         for _ in range(20):
             net(x)
@@ -162,7 +162,7 @@ def _forward_worker(seconds: float, optimised: bool, queue: multiprocessing.Queu
 
 def forward_throughput(optimised: bool, processes: int = 2, seconds: float = 5.0) -> float:
     """Images/s of the bare network at batch 64: `processes` processes, 1 torch thread each; eager
-    NCHW (the plain forward pass) or channels-last as the service runs it (app.predictor.inference_net)."""
+    NCHW (the plain forward pass) or channels-last as the service runs it (model.network.inference_forward)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_forward_worker, args=(seconds, optimised, queue)) for _ in range(processes)]
@@ -266,7 +266,7 @@ def main() -> int:
                 wrk(base + "/predict", body, ctype, 16, 2, out / "wrk" / f"{name}_{fmt}_warmup.txt")
                 for c in CONCURRENCIES:
                     r = wrk(base + "/predict", body, ctype, c, args.seconds, out / "wrk" / f"{name}_{fmt}_c{c}.txt")
-                    results["cases"].append({"payload": name, "body": fmt, "conc": c, **r})  # type: ignore[union-attr]
+                    results["cases"].append({"payload": name, "body": fmt, "conc": c, **r})  # type: ignore[attr-defined]
                     lines.append(f"| {name} {fmt} | {c} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                                  f"{r['non200']:.0f} | {r['sock_err']:.0f} |")  # fmt: skip
                     memory += [memory_mb(pid) for pid in children(proc.pid)]

@@ -27,20 +27,21 @@ from bench import make_payloads  # noqa: E402  (bench/bench.py, beside this scri
 
 
 def stub(mode: str) -> None:
-    from app.predictor import Answer, Predictor
+    from app.engine import Engine
+    from app.predictor import Answer
     from model.preprocess import preprocess
 
     constant = Answer(digit=7, confidence=0.9, probabilities=[0.1] * 10)
 
-    async def noop(self: Predictor, data: bytes, limiter: Any, batcher: Any) -> Answer:
+    async def noop(self: Engine, data: bytes) -> Answer:
         return constant
 
-    async def preprocess_only(self: Predictor, data: bytes, limiter: Any, batcher: Any) -> Answer:
-        preprocess(data, self.max_pixels)
+    async def preprocess_only(self: Engine, data: bytes) -> Answer:
+        preprocess(data, self.predictor.max_pixels)
         return constant
 
     if mode != "none":
-        Predictor.answer = noop if mode == "noop" else preprocess_only  # type: ignore[method-assign]
+        Engine.predict = noop if mode == "noop" else preprocess_only  # type: ignore[method-assign]
 
 
 async def drive(app: Any, body: bytes, content_type: str, concurrency: int, seconds: float) -> tuple[int, float, float]:

@@ -30,6 +30,8 @@ def main() -> int:
     from app.predictor import Predictor
     from model import preprocess as pre
     from model.checkpoint import DEFAULT_CHECKPOINT
+    from model.decode import DEFAULT_MAX_PIXELS
+    from model.errors import PreprocessError
 
     torch.set_num_threads(1)
     for item in args.set:
@@ -37,10 +39,10 @@ def main() -> int:
         if not isinstance(getattr(pre, name, None), int):
             p.error(f"{name} is not an integer constant of model.preprocess")
         setattr(pre, name, int(value))
-    predictor = Predictor.load(DEFAULT_CHECKPOINT, pre.DEFAULT_MAX_PIXELS)
+    predictor = Predictor.load(DEFAULT_CHECKPOINT, DEFAULT_MAX_PIXELS)
     right: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
-    seconds: collections.Counter[str] = collections.Counter()
+    seconds: collections.defaultdict[str, float] = collections.defaultdict(float)
     for path in sorted(args.images.iterdir()):
         label, kind = int(path.name.split("_")[0]), path.name.split("_")[1]
         data = path.read_bytes()
@@ -48,7 +50,7 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             image = pre.preprocess(data).image
-        except pre.PreprocessError:
+        except PreprocessError:
             continue  # counted as wrong
         seconds[kind] += time.perf_counter() - t0
         right[kind] += predictor.predict_images([image])[0].digit == label

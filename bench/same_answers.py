@@ -28,17 +28,15 @@ torch.set_num_threads(1)
 from app.predictor import Predictor
 from model.checkpoint import DEFAULT_CHECKPOINT
 from model.preprocess import preprocess
-try:
-    from model.errors import PreprocessError
-except ImportError:
-    from model.preprocess import PreprocessError
 predictor = Predictor.load(DEFAULT_CHECKPOINT, 25_000_000)
 paths = json.loads(sys.stdin.read())
 out, images, slots = {}, [], []
 for path in paths:
     try:
         image = preprocess(Path(path).read_bytes()).image
-    except PreprocessError as e:
+    except Exception as e:  # the preprocessing errors, wherever a tree defines them, have a code
+        if not hasattr(e, "code"):
+            raise
         out[path] = {"error": [type(e).__name__, e.code, str(e)]}
         continue
     probs = np.asarray(predictor.predict_images([image])[0].probabilities, dtype=np.float32)
@@ -50,6 +48,10 @@ for start in range(0, len(images), 32):
     for path, answer in zip(slots[start:start + 32], predictor.predict_images(images[start:start + 32])):
         probs = np.asarray(answer.probabilities, dtype=np.float32)
         out[path]["batched"] = hashlib.sha256(probs.tobytes()).hexdigest()
+elsewhere = [m.__file__ for n, m in list(sys.modules.items())
+             if n.split(".")[0] in ("app", "model") and getattr(m, "__file__", None)
+             and not Path(m.__file__).resolve().is_relative_to(Path.cwd().resolve())]
+assert not elsewhere, f"modules from another tree: {elsewhere}"
 print(json.dumps(out))
 """
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from model.contract import PREPROCESS_CONSTANTS
 from model.network import Net, NetConfig, count_parameters
-from model.preprocess import PREPROCESS_CONSTANTS
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "mnist_cnn.pt"

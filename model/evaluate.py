@@ -21,8 +21,10 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, LoadedModel, load_checkpoint
+from model.contract import to_tensor
 from model.data import DataError, load_split
-from model.preprocess import PreprocessError, preprocess, to_tensor
+from model.errors import PreprocessError
+from model.preprocess import preprocess
 
 LABEL_PATTERN = re.compile(r"^(?P<label>\d)[_-](?:(?P<kind>[A-Za-z0-9]+)[-_.])?")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.contract import to_tensor
 from model.network import Net
-from model.preprocess import to_tensor
 
 
 def saliency(net: Net, image: np.ndarray, digit: int) -> np.ndarray:

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.network import Net, NetConfig
-from model.preprocess import to_tensor
 
 log = logging.getLogger("model.train")
 

@@ -1,50 +1,27 @@
-"""Shared fixtures: images made in code, the shipped MNIST test set and checkpoint, apps under test."""
+"""Shared fixtures: the shipped MNIST test set and checkpoint, a tiny checkpoint, apps under test.
+
+`client` serves a tiny untrained checkpoint made here: for the tests of HTTP behaviour, which do
+not depend on what the model answers. `real_client` serves the shipped one, for tests that check
+the digit read."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from app.main import create_app
 from app.settings import Settings
-from model.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint
+from model.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint, save_checkpoint
 from model.data import MnistSplit, load_split
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def encode(img: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kwargs)
-    return buf.getvalue()
-
-
-def draw_seven(
-    size: tuple[int, int] = (200, 160),
-    offset: tuple[int, int] = (10, 12),
-    scale: float = 1.0,
-    ink: int = 0,
-    paper: int = 255,
-    width: int = 9,
-) -> Image.Image:
-    """A '7' of dark ink on light paper, drawn away from the centre."""
-    img = Image.new("L", size, paper)
-    ox, oy = offset
-    pts = [(ox + 10 * scale, oy + 10 * scale), (ox + 70 * scale, oy + 10 * scale), (ox + 35 * scale, oy + 100 * scale)]
-    ImageDraw.Draw(img).line(pts, fill=ink, width=max(1, round(width * scale)), joint="curve")
-    return img
-
-
-def ink_bbox(image: np.ndarray, threshold: float = 0.05) -> tuple[int, int, int, int]:
-    rows = np.flatnonzero((image > threshold).any(axis=1))
-    cols = np.flatnonzero((image > threshold).any(axis=0))
-    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+from model.network import Net, NetConfig
+from model.preprocess import preprocess
+from tests.helpers import draw_seven, encode
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +40,21 @@ def mnist_png(mnist_test: MnistSplit) -> tuple[bytes, int]:
     return encode(Image.fromarray(mnist_test.images[0].numpy(), "L")), int(mnist_test.labels[0])
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+TINY = NetConfig(conv1_filters=2, conv2_filters=2, fc_size=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained network of the tutorial's shape, a few hundred weights, saved as training saves."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
+    save_checkpoint(path, Net(TINY), {"metrics": {"test_accuracy": 0.1}, "train_config": {"epochs": 0}})
+    return path
+
+
+def _settings(checkpoint: Path) -> Settings:
     return Settings(
-        checkpoint=DEFAULT_CHECKPOINT,
+        checkpoint=checkpoint,
         max_upload_bytes=200_000,
         max_batch_bytes=2_000_000,
         max_batch_files=4,
@@ -76,6 +64,28 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def settings(tiny_checkpoint: Path) -> Settings:
+    return _settings(tiny_checkpoint)
+
+
+@pytest.fixture
+def real_settings() -> Settings:
+    return _settings(DEFAULT_CHECKPOINT)
+
+
+@pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def real_client(real_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(real_settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def reference() -> np.ndarray:
+    """A drawn 7 as preprocessing makes it: what other renderings of it are compared with."""
+    return preprocess(encode(draw_seven())).image

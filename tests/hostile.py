@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import struct
 import sys
-import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.conftest import draw_seven, encode
+from tests.helpers import draw_seven, encode, multipart
 
 
 @dataclass(frozen=True)
@@ -46,16 +45,6 @@ def zeros_deflated(megabytes: int) -> bytes:
     z = zlib.compressobj(9)
     block = bytes(1 << 20)
     return b"".join(z.compress(block) for _ in range(megabytes)) + z.flush()
-
-
-def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str | None = None) -> tuple[bytes, str]:
-    """(field, filename or None for a text field, data) parts -> body and content type."""
-    boundary = boundary or uuid.uuid4().hex
-    out = b""
-    for field, filename, data in parts:
-        disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename else "")
-        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
-    return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def _seven_rgb() -> Image.Image:

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import create_app
-from app.settings import Settings, SettingsError, load_settings
-from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, sha256_of
-from tests.conftest import draw_seven, encode
-from tests.test_preprocess import png_with_size
+from app.settings import Settings
+from model.checkpoint import DEFAULT_CHECKPOINT, sha256_of
+from tests.helpers import draw_seven, encode, error, photo_like_jpeg, png_with_size
 
 VERSION = sha256_of(DEFAULT_CHECKPOINT)[:12]
 
 
-def error(code: str, message: str, response: object) -> dict[str, object]:
-    request_id = response.headers["x-request-id"]  # type: ignore[attr-defined]
-    return {"error": {"code": code, "message": message, "request_id": request_id}}
-
-
-def photo_like_jpeg() -> bytes:
-    """400x300 JPEG of a dark 7 on off-white paper, off-centre."""
-    img = draw_seven(size=(400, 300), offset=(220, 120), scale=1.4, ink=30, paper=235).convert("RGB")
-    return encode(img, "JPEG", quality=85)
-
-
-def test_predict_multipart_mnist_png(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+def test_predict_multipart_mnist_png(real_client: TestClient, mnist_png: tuple[bytes, int]) -> None:
     data, label = mnist_png
-    r = client.post("/predict", files={"file": ("digit.png", data, "image/png")})
+    r = real_client.post("/predict", files={"file": ("digit.png", data, "image/png")})
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"digit", "confidence", "probabilities", "model_version"}
@@ -45,44 +28,16 @@ def test_predict_multipart_mnist_png(client: TestClient, mnist_png: tuple[bytes,
     assert body["confidence"] > 0.9
 
 
-def test_a_lone_request_runs_its_forward_pass_on_the_event_loop(
-    client: TestClient, mnist_png: tuple[bytes, int]
-) -> None:
-    batcher = client.app.state.batcher  # type: ignore[attr-defined]
-    run, where = batcher.run, []
-
-    def spy(items: list[object]) -> object:
-        try:
-            asyncio.get_running_loop()
-            where.append("loop")
-        except RuntimeError:
-            where.append("thread")
-        return run(items)
-
-    batcher.run = spy
-    response = client.post("/predict", content=mnist_png[0], headers={"content-type": "image/png"})
-    assert response.status_code == 200
-    assert response.json()["digit"] == mnist_png[1]
-    assert where == ["loop"]  # alone in the worker: no hand-off to a thread and back
-    assert batcher.alone()  # and the in-flight count is back to zero
-
-
-def test_with_several_torch_threads_the_forward_pass_stays_on_a_thread(settings: Settings) -> None:
-    settings = settings.model_copy(update={"torch_threads": 2})  # measured slower on the event loop
-    with TestClient(create_app(settings)) as client:
-        assert not client.app.state.batcher.alone()  # type: ignore[attr-defined]
-
-
-def test_predict_raw_jpeg_photo(client: TestClient) -> None:
-    r = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+def test_predict_raw_jpeg_photo(real_client: TestClient) -> None:
+    r = real_client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
     assert r.status_code == 200
     assert r.json()["digit"] == 7
 
 
-def test_predict_transparent_canvas(client: TestClient) -> None:
-    from tests.test_preprocess import canvas
+def test_predict_transparent_canvas(real_client: TestClient) -> None:
+    from tests.helpers import canvas
 
-    r = client.post("/predict", files={"file": ("canvas.png", canvas((0, 0, 0)), "image/png")})
+    r = real_client.post("/predict", files={"file": ("canvas.png", canvas((0, 0, 0)), "image/png")})
     assert r.status_code == 200
     assert r.json()["digit"] == 7
 
@@ -190,24 +145,16 @@ def test_predict_errors(client: TestClient, kwargs: dict[str, object], status: i
     assert ok.status_code == 200  # still serving
 
 
-def test_chunked_body_over_the_limit_is_cut_off(client: TestClient) -> None:
-    def chunks() -> Iterator[bytes]:
-        for _ in range(100):
-            yield b"x" * 10_000  # 1 MB in all, with no content-length
-
-    r = client.post("/predict", content=chunks(), headers={"content-type": "image/png"})
-    assert r.status_code == 413
-    assert r.json()["error"]["code"] == "payload_too_large"
-
-
-def test_batch_answers_in_order_with_errors_in_their_slots(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+def test_batch_answers_in_order_with_errors_in_their_slots(
+    real_client: TestClient, mnist_png: tuple[bytes, int]
+) -> None:
     files = [
         ("files", ("a.png", mnist_png[0], "image/png")),
         ("files", ("b.txt", b"not an image", "text/plain")),
         ("files", ("c.jpg", photo_like_jpeg(), "image/jpeg")),
         ("files", ("d.png", b"x" * 210_000, "image/png")),
     ]
-    r = client.post("/predict/batch", files=files)
+    r = real_client.post("/predict/batch", files=files)
     assert r.status_code == 200
     body = r.json()
     assert body["model_version"] == VERSION
@@ -261,12 +208,12 @@ def test_batch_wrong_content_type(client: TestClient) -> None:
     )
 
 
-def test_health_and_model(client: TestClient) -> None:
-    r = client.get("/health/live")
+def test_health_and_model(real_client: TestClient) -> None:
+    r = real_client.get("/health/live")
     assert (r.status_code, r.json()) == (200, {"status": "alive"})
-    r = client.get("/health/ready")
+    r = real_client.get("/health/ready")
     assert (r.status_code, r.json()) == (200, {"status": "ready", "model_version": VERSION})
-    r = client.get("/model")
+    r = real_client.get("/model")
     assert r.status_code == 200
     info = r.json()
     assert info["parameters"] == 242062
@@ -312,48 +259,12 @@ def test_not_found_and_wrong_method(client: TestClient) -> None:
     assert (r.status_code, r.json()) == (405, error("method_not_allowed", "Method Not Allowed", r))
 
 
-def test_unexpected_error_is_a_generic_500(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    batcher = client.app.state.batcher  # type: ignore[attr-defined]
-
-    def boom(inputs: object) -> None:
-        raise RuntimeError("secret internals")
-
-    original, batcher.run = batcher.run, boom
-    with caplog.at_level(logging.ERROR, logger="app.access"):
-        r = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
-    assert r.status_code == 500
-    assert r.json() == error("internal_error", "internal server error", r)
-    assert "secret" not in r.text
-    assert any("secret internals" in (rec.exc_text or str(rec.exc_info)) for rec in caplog.records)
-    batcher.run = original
-    assert client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"}).status_code == 200
-
-
-def test_request_id_is_echoed(client: TestClient) -> None:
-    r = client.get("/health/live", headers={"x-request-id": "abc-123"})
-    assert r.headers["x-request-id"] == "abc-123"
-    r = client.get("/health/live", headers={"x-request-id": "bad id with spaces"})
-    assert len(r.headers["x-request-id"]) == 16
-    assert " " not in r.headers["x-request-id"]
-
-
-def test_one_structured_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="app.access"):
-        r = client.get("/health/live")
-    lines = [rec for rec in caplog.records if rec.name == "app.access"]
-    assert len(lines) == 1
-    fields = lines[0].fields  # type: ignore[attr-defined]
-    assert fields["request_id"] == r.headers["x-request-id"]
-    assert (fields["method"], fields["route"], fields["status"]) == ("GET", "/health/live", 200)
-    assert fields["latency_ms"] >= 0
-
-
-def test_metrics_count_what_was_served(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
-    client.post("/predict", files={"file": ("d.png", mnist_png[0], "image/png")})
-    client.post("/predict", content=b"junk", headers={"content-type": "image/png"})
-    client.post("/predict", content=b"x" * 300_000, headers={"content-type": "image/png"})  # 413 before routing
-    client.post("/predict/batch", files=[("files", ("a.png", mnist_png[0], "image/png"))] * 3)
-    r = client.get("/metrics")
+def test_metrics_count_what_was_served(real_client: TestClient, mnist_png: tuple[bytes, int]) -> None:
+    real_client.post("/predict", files={"file": ("d.png", mnist_png[0], "image/png")})
+    real_client.post("/predict", content=b"junk", headers={"content-type": "image/png"})
+    real_client.post("/predict", content=b"x" * 300_000, headers={"content-type": "image/png"})  # 413 before routing
+    real_client.post("/predict/batch", files=[("files", ("a.png", mnist_png[0], "image/png"))] * 3)
+    r = real_client.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     text = r.text
@@ -368,13 +279,6 @@ def test_metrics_count_what_was_served(client: TestClient, mnist_png: tuple[byte
     assert 'digits_http_request_duration_seconds_count{route="/predict"} 3.0' in text
 
 
-def test_cors_when_configured(settings: Settings) -> None:
-    with TestClient(create_app(settings.model_copy(update={"cors_origins": ["http://example.test"]}))) as c:
-        r = c.options("/predict", headers={"origin": "http://example.test", "access-control-request-method": "POST"})
-        assert r.status_code == 200
-        assert r.headers["access-control-allow-origin"] == "http://example.test"
-
-
 def test_openapi_documents_every_response(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     predict = spec["paths"]["/predict"]["post"]
@@ -386,34 +290,11 @@ def test_openapi_documents_every_response(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def test_missing_checkpoint_stops_start_up(tmp_path: Path, settings: Settings) -> None:
-    bad = settings.model_copy(update={"checkpoint": tmp_path / "missing.pt"})
-    with pytest.raises(CheckpointError, match=r"missing\.pt: checkpoint file not found"), TestClient(create_app(bad)):
-        pass
-
-
-def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGITS_MAX_BATCH_FILES", "zero")
-    with pytest.raises(SettingsError, match="DIGITS_MAX_BATCH_FILES='zero': Input should be a valid integer"):
-        load_settings()
-    monkeypatch.setenv("DIGITS_MAX_BATCH_FILES", "0")
-    with pytest.raises(SettingsError, match="DIGITS_MAX_BATCH_FILES='0': Input should be greater than 0"):
-        load_settings()
-
-
-def test_threads_follow_cpus_and_workers() -> None:
-    from app.settings import available_cpus
-
-    assert Settings(torch_threads=3).effective_torch_threads == 3
-    assert Settings(workers=1).effective_torch_threads == available_cpus()
-    assert Settings(workers=64).effective_torch_threads == 1
-
-
-def test_explain_returns_both_images(client: TestClient) -> None:
+def test_explain_returns_both_images(real_client: TestClient) -> None:
     import base64
     import io
 
-    r = client.post("/predict?explain=true", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+    r = real_client.post("/predict?explain=true", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"digit", "confidence", "probabilities", "model_version", "explanation"}
@@ -426,7 +307,7 @@ def test_explain_returns_both_images(client: TestClient) -> None:
         assert images[key].size == (28, 28)
     assert images["input_png"].mode == "L"
     assert images["saliency_png"].mode == "RGB"
-    plain = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"}).json()
+    plain = real_client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"}).json()
     assert {k: v for k, v in body.items() if k != "explanation"} == plain  # same answer, same keys without it
 
 
@@ -438,8 +319,8 @@ def test_explain_must_be_a_boolean(client: TestClient) -> None:
     )
 
 
-def test_page_and_its_files(client: TestClient) -> None:
-    r = client.get("/")
+def test_page_and_its_files(real_client: TestClient) -> None:
+    r = real_client.get("/")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     assert "connect-src 'self'" in r.headers["content-security-policy"]
@@ -453,10 +334,10 @@ def test_page_and_its_files(client: TestClient) -> None:
         ("/report/confusion_matrix.png", "image/png"),
         ("/report/misclassified.png", "image/png"),
     ]:
-        r = client.get(path)
+        r = real_client.get(path)
         assert r.status_code == 200, path
         assert kind in r.headers["content-type"], path
-    js = client.get("/static/app.js").text
+    js = real_client.get("/static/app.js").text
     assert "http://" not in js
     assert "https://" not in js
 

@@ -8,13 +8,10 @@ import time
 from collections.abc import Sequence
 
 import anyio
-import pytest
 import torch
 
 from app.batcher import Batcher
 from app.predictor import Answer
-from model.checkpoint import LoadedModel
-from model.data import MnistSplit
 
 
 class FakeModel:
@@ -97,40 +94,3 @@ def test_waiting_for_company_when_asked() -> None:
 
     asyncio.run(run())
     assert model.sizes == [5]
-
-
-@pytest.mark.parametrize("n", [1, 3, 70])  # 70: more than one forward pass (FORWARD_CHUNK)
-def test_batched_answers_match_single_answers(n: int) -> None:
-    from app.predictor import Predictor
-    from model.checkpoint import DEFAULT_CHECKPOINT
-
-    predictor = Predictor.load(DEFAULT_CHECKPOINT, 1_000_000)
-    inputs = torch.randn(n, 1, 28, 28)
-    together = predictor.predict_tensors(inputs)
-    alone = [predictor.predict_tensors(inputs[i : i + 1])[0] for i in range(n)]
-    assert len(together) == n
-    for a, b in zip(together, alone, strict=True):
-        assert a.digit == b.digit
-        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)  # float rounding only
-
-
-@pytest.mark.parametrize("n", [1, 3, 4, 64])  # both ways of pooling (below 4 images and from 4 on)
-def test_inference_net_answers_as_the_eager_network(shipped_model: LoadedModel, mnist_test: MnistSplit, n: int) -> None:
-    from app.predictor import inference_net
-    from model.preprocess import to_tensor
-
-    x = to_tensor(mnist_test.images[:n].float() / 255)
-    fast = inference_net(shipped_model.net)
-    with torch.inference_mode():
-        eager, optimised = shipped_model.net(x), fast(x)
-    assert shipped_model.net.conv2.weight.is_contiguous()  # the loaded network is left as it was (NCHW)
-    assert torch.allclose(optimised, eager, atol=1e-5)
-    assert torch.equal(optimised.argmax(1), eager.argmax(1))
-
-
-@pytest.mark.parametrize("shape", [(1, 16, 28, 28), (5, 16, 28, 28), (64, 36, 14, 14), (6, 3, 7, 9)])
-def test_max_pool_2x2_is_max_pool2d_exactly(shape: tuple[int, int, int, int]) -> None:
-    from app.predictor import _max_pool_2x2
-
-    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
-    assert torch.equal(_max_pool_2x2(x), torch.nn.functional.max_pool2d(x, 2))

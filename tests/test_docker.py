@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_server import free_port, multipart, post
+from tests.helpers import ROOT, free_port, multipart, post
 
 pytestmark = pytest.mark.docker
 PROJECT = "digits-e2e"
@@ -55,7 +54,7 @@ def port() -> Iterator[int]:
 def test_container_serves_predictions(port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     assert get(base + "/health/ready")[0] == 200
-    body, ctype = multipart("file", "digit.png", (ROOT / "examples/digit.png").read_bytes())
+    body, ctype = multipart([("file", "digit.png", (ROOT / "examples/digit.png").read_bytes())])
     status, answer = post(base + "/predict", body, ctype)
     assert (status, answer["digit"]) == (200, 7)
     status, answer = post(base + "/predict", (ROOT / "examples/photo.jpg").read_bytes(), "image/jpeg")

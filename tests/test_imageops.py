@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from model import imageops
-from model.preprocess import _disk
+from model.geometry import disk as _disk
 
 SHAPES = [(2, 2), (3, 7), (30, 41), (128, 128), (97, 64)]
 

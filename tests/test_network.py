@@ -1,6 +1,10 @@
+import pytest
 import torch
 
-from model.network import Net, NetConfig, count_parameters
+from model.checkpoint import LoadedModel
+from model.contract import to_tensor
+from model.data import MnistSplit
+from model.network import Net, NetConfig, count_parameters, inference_forward, max_pool_2x2
 
 
 def test_forward_shapes() -> None:
@@ -26,3 +30,22 @@ def test_config_round_trips_through_a_dict() -> None:
     config = NetConfig(fc_size=64)
     assert NetConfig(**config.to_dict()) == config
     assert Net(config)(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 64])  # both ways of pooling (below 4 images and from 4 on)
+def test_inference_forward_answers_as_the_eager_network(
+    shipped_model: LoadedModel, mnist_test: MnistSplit, n: int
+) -> None:
+    x = to_tensor(mnist_test.images[:n].float() / 255)
+    fast = inference_forward(shipped_model.net)
+    with torch.inference_mode():
+        eager, optimised = shipped_model.net(x), fast(x)
+    assert shipped_model.net.conv2.weight.is_contiguous()  # the loaded network is left as it was (NCHW)
+    assert torch.allclose(optimised, eager, atol=1e-5)
+    assert torch.equal(optimised.argmax(1), eager.argmax(1))
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 28, 28), (5, 16, 28, 28), (64, 36, 14, 14), (6, 3, 7, 9)])
+def test_max_pool_2x2_is_max_pool2d_exactly(shape: tuple[int, int, int, int]) -> None:
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(max_pool_2x2(x), torch.nn.functional.max_pool2d(x, 2))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import http.client
 import os
 import signal
 import socket
@@ -12,69 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.hostile import Case, corpus, multipart
-from tests.test_api import photo_like_jpeg
-from tests.test_server import free_port
+from tests.helpers import ROOT, Server, multipart, photo_like_jpeg, start, stop
+from tests.hostile import Case, corpus
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-
-    def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str = ""
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers={"content-type": content_type} if content_type else {})
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            conn.close()
-
-    def rss_kb(self) -> int:
-        """Resident memory of the serving process (the worker, when there is one)."""
-        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
-        pid = children[-1] if children else str(self.proc.pid)
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def start(env: dict[str, str]) -> Server:
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "DIGITS_PORT": str(port),
-        "DIGITS_TORCH_THREADS": "1",
-        "DIGITS_LOG_LEVEL": "warning",
-        **env,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app"], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    server = Server(proc, port)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if server.request("GET", "/health/ready")[0] == 200:
-                return server
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise TimeoutError("server not ready")
-
-
-def stop(server: Server) -> int:
-    server.proc.send_signal(signal.SIGTERM)
-    return server.proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +88,7 @@ def test_back_pressure_answers_503_at_once() -> None:
 
         def call(_: int) -> tuple[int, str, float]:
             t0 = time.perf_counter()
-            status, headers, _ = s.request("POST", "/predict/batch", body, ctype)
+            status, headers, _body = s.request("POST", "/predict/batch", body, ctype)
             return status, headers.get("retry-after", ""), time.perf_counter() - t0
 
         with ThreadPoolExecutor(8) as pool:
@@ -175,41 +117,6 @@ def test_deadline_answers_503_timeout() -> None:
         assert s.request("POST", "/predict", photo_like_jpeg(), "image/jpeg")[0] == 200
     finally:
         stop(s)
-
-
-def test_deadlines_cancel_only_the_late_and_leave_other_cancellations_alone() -> None:
-    from app.middleware import Deadlines
-
-    async def run() -> None:
-        deadlines = Deadlines(0.05)
-
-        async def request(seconds: float) -> str:
-            task = asyncio.current_task()
-            assert task is not None
-            entry = deadlines.start(task)
-            try:
-                await asyncio.sleep(seconds)
-                return "done"
-            except asyncio.CancelledError:
-                if not entry[1]:
-                    raise
-                task.uncancel()
-                return "timed out"
-            finally:
-                deadlines.end(task)
-
-        quick, slow, other = (asyncio.create_task(request(s)) for s in (0.01, 5, 5))
-        await asyncio.sleep(0.02)
-        other.cancel()  # the server's cancellation (a client gone), before the deadline: not a timeout
-        assert await quick == "done"
-        t0 = time.monotonic()
-        assert await slow == "timed out"
-        assert time.monotonic() - t0 < 0.2  # the deadline (0.05 s) plus at most one watchdog period
-        with pytest.raises(asyncio.CancelledError):
-            await other
-        assert not deadlines._entries  # nothing left tracked
-
-    asyncio.run(run())
 
 
 @pytest.mark.parametrize("workers", [1, 2])  # 2: app/serve.py's supervisor passes SIGTERM on

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_reliability import start, stop
+from tests.helpers import start, stop
 
 pytestmark = pytest.mark.slow
 

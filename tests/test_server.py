@@ -5,13 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,71 +15,18 @@ import pytest
 from PIL import Image
 
 from model.data import MnistSplit
-from tests.conftest import ROOT, encode
+from tests.helpers import ROOT, encode, free_port, multipart, post, start, stop
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError("server not ready")
-
-
-def post(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, object]]:
-    req = urllib.request.Request(url, data=body, headers={"content-type": content_type}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: image/png\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "DIGITS_TORCH_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    s = start({}, uvicorn=True)
     try:
-        wait_ready(url, proc)
-        yield url
+        yield s.url
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
+        assert stop(s) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
 
 
 def test_thousand_mnist_pngs_over_http(server: str, mnist_test: MnistSplit) -> None:
@@ -92,10 +34,10 @@ def test_thousand_mnist_pngs_over_http(server: str, mnist_test: MnistSplit) -> N
 
     def ask(i: int) -> int:
         png = encode(Image.fromarray(images[i], "L"))
-        body, ctype = multipart("file", f"{i}.png", png) if i % 2 else (png, "image/png")
+        body, ctype = multipart([("file", f"{i}.png", png)]) if i % 2 else (png, "image/png")
         status, answer = post(server + "/predict", body, ctype)
         assert status == 200, answer
-        return int(answer["digit"])  # type: ignore[call-overload]
+        return int(answer["digit"])
 
     with ThreadPoolExecutor(8) as pool:
         predicted = list(pool.map(ask, range(1000)))

@@ -17,7 +17,7 @@ from model.data import IdxFile, MnistSplit
 from model.evaluate import evaluate_images, evaluate_mnist, label_of
 from model.evaluate import main as evaluate_main
 from model.train import TrainConfig, augment, train
-from tests.conftest import draw_seven, encode
+from tests.helpers import draw_seven, encode
 from tests.test_data import idx_images, idx_labels
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import PredictorDep
+from app.deps import EngineDep
 from app.schemas import NOT_READY_RESPONSE, Liveness, Readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -21,6 +21,6 @@ async def live() -> Liveness:
     response_model=Readiness,
     responses={503: NOT_READY_RESPONSE},
 )
-async def ready(predictor: PredictorDep) -> Readiness:
+async def ready(engine: EngineDep) -> Readiness:
     """200 once the checkpoint is loaded, verified and warmed up; 503 before."""
-    return Readiness(status="ready", model_version=predictor.version)
+    return Readiness(status="ready", model_version=engine.version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.deps import MetricsDep, PredictorDep
+from app.deps import EngineDep, MetricsDep
 from app.schemas import NOT_READY_RESPONSE, ModelInfo
 from model.network import Net
 
@@ -31,9 +31,9 @@ def _layers(net: Net) -> list[str]:
     response_model=ModelInfo,
     responses={503: NOT_READY_RESPONSE},
 )
-async def model_info(predictor: PredictorDep) -> ModelInfo:
+async def model_info(engine: EngineDep) -> ModelInfo:
     """The network, its checkpoint and how it was trained and measured."""
-    m = predictor.model
+    m = engine.model
     meta = m.meta
     return ModelInfo(
         architecture={"name": "tutorial two-layer CNN", "config": m.net.config.to_dict(), "layers": _layers(m.net)},

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 
-from app.deps import PredictorDep, SettingsDep
-from app.errors import ServiceError
-from app.predictor import Answer
+from app.deps import EngineDep, SettingsDep
+from app.errors import ServiceError, error_body
+from app.responses import JSONAnswer, prediction_body
 from app.schemas import (
     PREDICT_EXAMPLE,
-    BatchItem,
     BatchResponse,
-    ErrorDetail,
     ErrorResponse,
     ExplainedPrediction,
-    Explanation,
-    Prediction,
     error_example,
 )
 from app.uploads import read_batch, read_single
-from model.preprocess import PreprocessError
+from model.errors import PreprocessError
 
 router = APIRouter(tags=["predict"])
 
@@ -82,12 +77,6 @@ COMMON_ERRORS = [
 ]
 
 
-def _prediction(answer: Answer, version: str) -> Prediction:
-    return Prediction(
-        digit=answer.digit, confidence=answer.confidence, probabilities=answer.probabilities, model_version=version
-    )
-
-
 @router.post(
     "/predict",
     response_model=ExplainedPrediction,
@@ -136,7 +125,7 @@ def _prediction(answer: Answer, version: str) -> Prediction:
 )
 async def predict(
     request: Request,
-    predictor: PredictorDep,
+    engine: EngineDep,
     settings: SettingsDep,
     explain: Annotated[
         bool,
@@ -145,25 +134,14 @@ async def predict(
             "PNG data URLs in `explanation` (costs a backward pass; off by default)"
         ),
     ] = False,
-) -> ExplainedPrediction | Response:
+) -> JSONAnswer:
     """Read the digit in one image."""
-    upload = await read_single(request, settings.max_upload_bytes)
+    upload = read_single(request.headers.get("content-type", ""), await request.body(), settings.max_upload_bytes)
     if not explain:
-        answer = await predictor.answer(upload.data, request.app.state.work_limiter, request.app.state.batcher)
-        return _json_answer(answer, predictor.version)
-    answer, why = await predictor.answer_explained(upload.data, request.app.state.work_limiter)
-    return ExplainedPrediction(
-        **_prediction(answer, predictor.version).model_dump(),
-        explanation=Explanation(input_png=_data_url(why.input_png), saliency_png=_data_url(why.saliency_png)),
-    )
-
-
-def _json_answer(answer: Answer, version: str) -> Response:
-    """The plain answer, serialised directly: the shape of `Prediction`, without a second validation
-    by FastAPI on the hot path."""
-    body = {"digit": answer.digit, "confidence": answer.confidence, "probabilities": answer.probabilities,
-            "model_version": version}  # fmt: skip
-    return Response(json.dumps(body, separators=(",", ":")).encode(), media_type="application/json")
+        return JSONAnswer(prediction_body(await engine.predict(upload.data), engine.version))
+    answer, why = await engine.explain(upload.data)
+    explanation = {"input_png": _data_url(why.input_png), "saliency_png": _data_url(why.saliency_png)}
+    return JSONAnswer({**prediction_body(answer, engine.version), "explanation": explanation})
 
 
 def _data_url(png: bytes) -> str:
@@ -201,21 +179,23 @@ def _data_url(png: bytes) -> str:
         }
     },
 )
-async def predict_batch(request: Request, predictor: PredictorDep, settings: SettingsDep) -> BatchResponse:
+async def predict_batch(request: Request, engine: EngineDep, settings: SettingsDep) -> JSONAnswer:
     """Read the digits in several images with one forward pass, answered in order."""
-    uploads = await read_batch(request, settings.max_upload_bytes, settings.max_batch_files)
+    content_type = request.headers.get("content-type", "")
+    uploads = read_batch(content_type, await request.body(), settings.max_upload_bytes, settings.max_batch_files)
     readable = [(i, u) for i, u in enumerate(uploads) if not isinstance(u, ServiceError)]
-    answers = await predictor.answer_many([u.data for _, u in readable], request.app.state.work_limiter)
+    answers = await engine.predict_many([u.data for _, u in readable])
     request_id = getattr(request.state, "request_id", None)
-    items: list[BatchItem] = []
-    for i, u in enumerate(uploads):
+    items: list[dict[str, Any]] = []
+    for i, u in enumerate(uploads):  # every item has the four keys of `BatchItem`, null where they do not apply
+        item: dict[str, Any] = {"index": i, "filename": None, "prediction": None, "error": None}
         if isinstance(u, ServiceError):
-            items.append(BatchItem(index=i, error=ErrorDetail(code=u.code, message=u.message, request_id=request_id)))
+            item["error"] = error_body(u.code, u.message, request_id)["error"]
+        items.append(item)
     for (i, u), answer in zip(readable, answers, strict=True):
+        items[i]["filename"] = u.filename
         if isinstance(answer, PreprocessError):
-            detail = ErrorDetail(code=answer.code, message=str(answer), request_id=request_id)
-            items.append(BatchItem(index=i, filename=u.filename, error=detail))
+            items[i]["error"] = error_body(answer.code, str(answer), request_id)["error"]
         else:
-            items.append(BatchItem(index=i, filename=u.filename, prediction=_prediction(answer, predictor.version)))
-    items.sort(key=lambda item: item.index)
-    return BatchResponse(results=items, model_version=predictor.version)
+            items[i]["prediction"] = prediction_body(answer, engine.version)
+    return JSONAnswer({"results": items, "model_version": engine.version})

@@ -1,0 +1,44 @@
+"""The answers' one JSON encoder (orjson) and the one place a prediction's body is built.
+
+Every JSON body, answers and errors alike, from the routes, the error handlers and the ASGI
+layers (`app.fastpath`, `app.middleware`), is written by `encode`: the same answer has the same
+bytes whichever path served it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import JSONResponse
+from starlette.types import Send
+
+from app.predictor import Answer
+
+JSON = "application/json"
+
+
+def encode(body: Any) -> bytes:
+    """json.dumps's values, compact; orjson spells some floats shorter (2.5e-8, not 2.5e-08)."""
+    return orjson.dumps(body)
+
+
+class JSONAnswer(JSONResponse):
+    """FastAPI's response class for every route: bodies written by `encode`."""
+
+    def render(self, content: Any) -> bytes:
+        return encode(content)
+
+
+def prediction_body(answer: Answer, version: str) -> dict[str, Any]:
+    """The shape of `app.schemas.Prediction`, built without a second validation on the hot path."""
+    return {"digit": answer.digit, "confidence": answer.confidence, "probabilities": answer.probabilities,
+            "model_version": version}  # fmt: skip
+
+
+async def send_json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A whole JSON response, for the ASGI layers that answer without a Response object."""
+    data = encode(body)
+    raw = [(b"content-type", JSON.encode()), (b"content-length", str(len(data)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})

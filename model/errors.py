@@ -1,0 +1,34 @@
+"""Why an upload cannot be read: each error's `code` is stable and machine-readable, its message
+is for people. The service maps them to HTTP statuses (`app.errors`)."""
+
+from __future__ import annotations
+
+
+class PreprocessError(Exception):
+    """A bad input image."""
+
+    code = "invalid_image"
+
+
+class EmptyImage(PreprocessError):
+    code = "empty_image"
+
+
+class NotAnImage(PreprocessError):
+    code = "not_an_image"
+
+
+class CorruptImage(PreprocessError):
+    code = "corrupt_image"
+
+
+class TruncatedImage(CorruptImage):
+    code = "truncated_image"
+
+
+class ImageTooLarge(PreprocessError):
+    code = "image_too_large"
+
+
+class NoInk(PreprocessError):
+    code = "no_ink"

@@ -1,0 +1,84 @@
+"""Grey levels in [0, 1] at a working size, with any transparency composited onto the side
+opposite the strokes, so polarity can be decided afterwards."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from model.errors import NoInk
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+
+
+def shrink_to(img: Image.Image, side: int, blocks: bool = False) -> Image.Image:
+    """`side` pixels on the longer side (box filter); or with `blocks`, at most `side`, each pixel
+    the mean of a block of n x n (fewer at the right and bottom edges), n as small as fits: Pillow's
+    reduce() is several times cheaper than a resize (bench/README.md, round 5)."""
+    longer = max(img.size)
+    if longer <= side:
+        return img
+    if blocks:
+        return img.reduce(-(-longer // side))
+    scale = side / longer
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.BOX)
+
+
+def to_gray(img: Image.Image, side: int, blocks: bool = False) -> np.ndarray:
+    """Luminance in [0, 1], at most `side` pixels on the longer side, with any transparency composited.
+
+    Transparent pixels get the colour opposite to the strokes, so dark strokes on a transparent
+    canvas land on white and light strokes on black; polarity is decided afterwards.
+    """
+    wide = img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+    if wide:
+        arr = np.asarray(img.convert("I") if img.mode.startswith("I;16") else img, dtype=np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 255.0)
+        gray = Image.fromarray(np.clip(arr / peak, 0.0, 1.0).astype(np.float32), mode="F")
+        alpha = None
+    elif img.mode == "RGBA":  # a canvas: the same pixels as through LA below, cheaper
+        gray, alpha = img.convert("L"), img.getchannel("A")
+    elif _has_alpha(img):
+        la = img.convert("RGBA").convert("LA")
+        gray, alpha = la.getchannel("L"), la.getchannel("A")
+    else:
+        gray, alpha = img.convert("L"), None
+    if not (wide or blocks):  # an exact resize, in floating point
+        gray = gray.convert("F")
+        alpha = alpha.convert("F") if alpha is not None else None
+    gray = shrink_to(gray, side, blocks)  # blocks: averaged in 8 bits, rounded
+    alpha = shrink_to(alpha, side, blocks) if alpha is not None else None
+    g = _unit(gray) if not wide else np.asarray(gray, dtype=np.float32)
+    if alpha is None:
+        return g
+    a = _unit(alpha)
+    if a.min() >= 0.99:
+        return g
+    if a.sum() < 1e-3:
+        raise NoInk("the image is fully transparent: no ink found")
+    stroke = float((g * a).sum() / a.sum())
+    background = 1.0 if stroke < 0.5 else 0.0
+    result: np.ndarray = g * a + background * (1.0 - a)
+    return result
+
+
+_UNIT = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
+def _unit(img: Image.Image) -> np.ndarray:
+    """An 8-bit ("L") or floating-point ("F", 0-255) image on [0, 1] as float32."""
+    if img.mode == "L":
+        return _UNIT.take(np.asarray(img))
+    unit: np.ndarray = np.asarray(img, dtype=np.float32) / np.float32(255)
+    return unit
+
+
+def shrink(gray: np.ndarray, side: int) -> np.ndarray:
+    """A float image at most `side` pixels on its longer side (box filter)."""
+    if max(gray.shape) <= side:
+        return gray
+    small: np.ndarray = np.asarray(shrink_to(Image.fromarray(gray, mode="F"), side))
+    return small

@@ -1,0 +1,103 @@
+"""app.middleware: request ids, body limits, deadlines, the generic 500, one log line a request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.middleware import Deadlines
+from app.settings import Settings
+from tests.helpers import error, photo_like_jpeg
+
+
+def test_chunked_body_over_the_limit_is_cut_off(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b"x" * 10_000  # 1 MB in all, with no content-length
+
+    r = client.post("/predict", content=chunks(), headers={"content-type": "image/png"})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_unexpected_error_is_a_generic_500(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    batcher = client.app.state.engine.batcher  # type: ignore[attr-defined]
+
+    def boom(inputs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    original, batcher.run = batcher.run, boom
+    with caplog.at_level(logging.ERROR, logger="app.access"):
+        r = client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 500
+    assert r.json() == error("internal_error", "internal server error", r)
+    assert "secret" not in r.text
+    assert any("secret internals" in (rec.exc_text or str(rec.exc_info)) for rec in caplog.records)
+    batcher.run = original
+    assert client.post("/predict", content=photo_like_jpeg(), headers={"content-type": "image/jpeg"}).status_code == 200
+
+
+def test_request_id_is_echoed(client: TestClient) -> None:
+    r = client.get("/health/live", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    r = client.get("/health/live", headers={"x-request-id": "bad id with spaces"})
+    assert len(r.headers["x-request-id"]) == 16
+    assert " " not in r.headers["x-request-id"]
+
+
+def test_one_structured_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        r = client.get("/health/live")
+    lines = [rec for rec in caplog.records if rec.name == "app.access"]
+    assert len(lines) == 1
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["request_id"] == r.headers["x-request-id"]
+    assert (fields["method"], fields["route"], fields["status"]) == ("GET", "/health/live", 200)
+    assert fields["latency_ms"] >= 0
+
+
+def test_cors_when_configured(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"cors_origins": ["http://example.test"]}))) as c:
+        r = c.options("/predict", headers={"origin": "http://example.test", "access-control-request-method": "POST"})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "http://example.test"
+
+
+def test_deadlines_cancel_only_the_late_and_leave_other_cancellations_alone() -> None:
+
+    async def run() -> None:
+        deadlines = Deadlines(0.05)
+
+        async def request(seconds: float) -> str:
+            task = asyncio.current_task()
+            assert task is not None
+            entry = deadlines.start(task)
+            try:
+                await asyncio.sleep(seconds)
+                return "done"
+            except asyncio.CancelledError:
+                if not entry[1]:
+                    raise
+                task.uncancel()
+                return "timed out"
+            finally:
+                deadlines.end(task)
+
+        quick, slow, other = (asyncio.create_task(request(s)) for s in (0.01, 5, 5))
+        await asyncio.sleep(0.02)
+        other.cancel()  # the server's cancellation (a client gone), before the deadline: not a timeout
+        assert await quick == "done"
+        t0 = time.monotonic()
+        assert await slow == "timed out"
+        assert time.monotonic() - t0 < 0.2  # the deadline (0.05 s) plus at most one watchdog period
+        with pytest.raises(asyncio.CancelledError):
+            await other
+        assert not deadlines._entries  # nothing left tracked
+
+    asyncio.run(run())
