@@ -1,9 +1,8 @@
 """The few neighbourhood operations preprocessing needs, in numpy: what scipy.ndimage did for it.
 
-Importing scipy.ndimage costs every service worker 17 MB of memory (it pulls in scipy.special,
-numpy.f2py and numpy.random; measured with /proc/self/status after `import torch`), a third of
-what the service's imports added to torch's. These are the same results, tested against scipy's
-(tests/test_imageops.py), on the small images preprocessing works with.
+Importing scipy.ndimage pulls scipy.special, numpy.f2py and numpy.random into every service
+worker (bench/README.md, round 5, "no scipy in the service"). These are the same results, tested
+against scipy's (tests/test_imageops.py), on the small images preprocessing works with.
 """
 
 from __future__ import annotations

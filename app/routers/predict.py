@@ -92,6 +92,12 @@ COMMON_ERRORS = [
             ),
             (400, "The bytes are not a readable image", "truncated_image", "image data is truncated or corrupt"),
             (400, "The bytes are not a readable image", "empty_image", "the upload is empty (0 bytes)"),
+            (
+                400,
+                "The bytes are not a readable image",
+                "invalid_multipart",
+                "malformed multipart body: the body ends before its closing boundary",
+            ),
             *COMMON_ERRORS,
             (
                 422,
