@@ -29,7 +29,9 @@ def test_prediction_body_is_the_documented_shape() -> None:
 
 
 def test_json_answer_renders_with_the_encoder() -> None:
-    assert JSONAnswer({"a": 1e-05}).body == encode({"a": 1e-05}) == b'{"a":1e-5}'
+    assert (
+        JSONAnswer({"a": 1e-05, "b": 2.5e-08}).body == encode({"a": 1e-05, "b": 2.5e-08}) == b'{"a":0.00001,"b":2.5e-8}'
+    )
 
 
 def test_errors_from_the_middleware_routes_and_fast_path_share_the_encoder(client: TestClient) -> None:
