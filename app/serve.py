@@ -1,11 +1,9 @@
 """Several uvicorn workers, each listening on its own SO_REUSEPORT socket (`python -m app` runs this).
 
 uvicorn's `--workers` shares one listening socket among its workers, and the worker that wakes
-first accepts every connection waiting. A burst of new connections then lands on one worker and
-stays there, while the other idles: with wrk's 4 connections on /predict/batch (bench.py), 4-0
-splits ran at 60 req/s against 124-136 for 3-1 and 2-2; at c=64 on 28x28 PNGs, 48-52 of 64
-connections on one worker gave 4,400-4,590 req/s against 4,830-4,870 for 25-39 (`ss -tnp` during
-wrk). With a socket per worker the kernel hashes each new connection to one of them.
+first accepts every connection waiting: a burst of new connections lands on one worker and stays
+there while the other idles (bench/README.md, "A socket per worker"). With a socket per worker
+the kernel hashes each new connection to one of them.
 
 The supervisor imports no torch and not the app (only its logging; it stays small); it starts the
 workers, restarts one that dies, and on SIGTERM or SIGINT passes SIGTERM on, so each drains its
