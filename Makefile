@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 serve: install
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	DIGITS_HOST=$(HOST) DIGITS_PORT=$(PORT) $(BIN)/python -m app
 
 test: install
 	$(BIN)/pytest

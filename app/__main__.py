@@ -1,17 +1,15 @@
 """`python -m app`: check the settings and the checkpoint once, then become the server.
 
 The checks import torch; `exec` then replaces this process (same PID, so SIGTERM still reaches it)
-with a fresh uvicorn for one worker, or for several with `app/serve.py`'s supervisor, which holds
-no torch and gives each worker its own listening socket.
+with `app/serve.py`: uvicorn with the HTTP limits of `app/protocol.py`, and for several workers a
+supervisor that holds no torch and gives each worker its own listening socket.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from app.logs import configure_logging
@@ -30,14 +28,8 @@ def main() -> int:
     except CheckpointError as e:
         log.error("cannot start: %s", e)
         return 1
-    if settings.workers > 1:
-        # metrics summed across workers; a fresh folder so counts start at zero
-        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="digits-metrics-")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder, exist_ok=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    else:
-        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if settings.workers == 1:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # (several workers: app/serve.py makes one)
     # glibc gives every thread its own malloc arena and keeps freed memory in them; two arenas keep
     # a worker's RSS flat under a crowd of image uploads (set before exec, so uvicorn starts with it)
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
@@ -48,10 +40,9 @@ def main() -> int:
         "--log-level", settings.log_level,
         "--timeout-graceful-shutdown", str(settings.graceful_shutdown),
     ]  # fmt: skip
-    if settings.workers > 1:  # a socket per worker (app/serve.py), not uvicorn's shared one
-        argv = [sys.executable, "-m", "app.serve", "--workers", str(settings.workers), *common]
-    else:
-        argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--no-access-log", *common]
+    # app/serve.py: uvicorn with the HTTP limits of app/protocol.py; for several workers, a
+    # supervisor and a socket per worker, not uvicorn's shared one
+    argv = [sys.executable, "-m", "app.serve", "--workers", str(settings.workers), *common]
     logging.shutdown()
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -2,20 +2,28 @@
 in the lifespan and handed to every request path (`app.deps.EngineDep`, `app.fastpath`).
 
 It decides where work runs. Small images are preprocessed on the event loop (handing them to a
-thread and back costs more than the work); larger ones on a worker thread, at most `work_threads`
-at once in a worker (CPU-bound work gains nothing from more threads than cores, and each image in
-progress holds its decoded pixels). Single images then join a shared forward pass (`Batcher`).
+thread and back costs more than the work); larger ones on one of `work_threads` decoding threads
+(CPU-bound work gains nothing from more threads than cores, and each image in progress holds its
+decoded pixels), at a lower CPU priority, so that a crowd of large uploads does not starve the
+small ones. Single images then join a shared forward pass (`Batcher`) on a thread of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 import numpy as np
 
 from app.batcher import Batcher
+from app.budget import MemoryBudget
 from app.predictor import Answer, Explanation, Predictor
 from app.settings import Settings
 from model.checkpoint import LoadedModel
@@ -26,6 +34,35 @@ from model.preprocess import preprocess_opened
 #: Images up to this many pixels are preprocessed on the event loop: the drawing page's 280x280
 #: canvas fits (bench/README.md, "Inline preprocessing"); the loop is held a few ms at worst.
 INLINE_PIXELS = 300 * 300
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+#: How much lower the decoding threads' CPU priority is (nice), where the system allows it.
+DECODE_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """Run this thread at DECODE_NICENESS: Linux schedules threads apart, by their own id."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECODE_NICENESS)
+
+
+async def run_to_completion(work: Awaitable[T]) -> T:
+    """Await `work` (a worker thread's) to its end even when the request is cancelled meanwhile
+    (its deadline, the client gone); then the cancellation goes on. A thread cannot be stopped, so
+    a request that gave up on it must not hand back its place under the work limit while it still
+    runs: the limit counts work that is really running. Bounded decoding keeps the wait short."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
 
 
 class Engine:
@@ -40,9 +77,13 @@ class Engine:
         alone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.predictor = predictor
-        self.limiter = anyio.CapacityLimiter(work_threads)
+        # large uploads are decoded on `work_threads` threads of lower CPU priority, so that small
+        # requests, preprocessed on the event loop, are not starved by a crowd of large ones
+        self.decoders = ThreadPoolExecutor(work_threads, "digits-decode", initializer=lower_priority)
+        # forward passes on a thread of their own: a few milliseconds each, they must not queue
+        # behind large uploads' decoding (the batcher runs one pass at a time)
         self.batcher: Batcher[np.ndarray, Answer] = Batcher(
-            predictor.predict_images, max_batch, batch_wait, self.limiter, alone
+            predictor.predict_images, max_batch, batch_wait, anyio.CapacityLimiter(1), alone
         )
 
     @classmethod
@@ -53,8 +94,9 @@ class Engine:
         requests_in_flight: Callable[[], int],
     ) -> Engine:
         """Load, verify and warm up the checkpoint (on a thread; raises CheckpointError)."""
+        budget = MemoryBudget(settings.work_memory_mb * 1024 * 1024)
         predictor = await anyio.to_thread.run_sync(
-            Predictor.load, settings.checkpoint, settings.max_pixels, on_inference
+            Predictor.load, settings.checkpoint, settings.max_pixels, on_inference, budget
         )
         # a lone request's forward pass on the event loop: faster with one torch thread a worker,
         # slower with more (bench/README.md, "Lone requests on the event loop")
@@ -82,13 +124,20 @@ class Engine:
         if width * height <= INLINE_PIXELS:
             pre = preprocess_opened(opened, data)
         else:
-            pre = await anyio.to_thread.run_sync(preprocess_opened, opened, data, limiter=self.limiter)
+            opened.close()  # (the thread opens it again, within the memory budget)
+            pre = await self._decoding(self.predictor.preprocess, data)
         return await self.batcher.submit(pre.image)
 
     async def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
         """Several images in one forward pass, on a worker thread; a bad image's error in its slot."""
-        return await anyio.to_thread.run_sync(self.predictor.predict_many, images, limiter=self.limiter)
+        return await self._decoding(self.predictor.predict_many, images)
 
     async def explain(self, data: bytes) -> tuple[Answer, Explanation]:
         """One image with what the model saw and where it looked (a backward pass, on a worker thread)."""
-        return await anyio.to_thread.run_sync(self.predictor.explain_bytes, data, limiter=self.limiter)
+        return await self._decoding(self.predictor.explain_bytes, data)
+
+    async def _decoding(self, work: Callable[[A], T], arg: A) -> T:
+        return await run_to_completion(asyncio.get_running_loop().run_in_executor(self.decoders, work, arg))
+
+    def close(self) -> None:
+        self.decoders.shutdown(wait=False, cancel_futures=True)

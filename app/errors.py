@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.responses import JSONAnswer
-from model.errors import ImageTooLarge, NoInk, PreprocessError
+from model.errors import ImageTooLarge, NoInk, PreprocessError, UnsupportedImage
 
 
 class ServiceError(Exception):
@@ -48,15 +48,20 @@ class InvalidMultipart(ServiceError):
     status, code = 400, "invalid_multipart"
 
 
+class Overloaded(ServiceError):
+    status, code = 503, "overloaded"
+
+
 class NotReady(ServiceError):
     status, code = 503, "not_ready"
 
 
 def preprocess_status(error: PreprocessError) -> int:
-    """400 for undecodable images, 413 over the pixel cap, 422 for a valid image with no ink."""
+    """400 for undecodable images, 413 over the pixel cap, 422 for a valid image with no ink or in a
+    colour mode the service cannot read."""
     if isinstance(error, ImageTooLarge):
         return 413
-    if isinstance(error, NoInk):
+    if isinstance(error, NoInk | UnsupportedImage):
         return 422
     return 400
 

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         yield
         app.state.ready = False
+        engine.close()
 
     app = FastAPI(
         title="Digit classifier",

@@ -9,11 +9,12 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, error_body
+from app.errors import Overloaded, PayloadTooLarge, error_body
 from app.metrics import Metrics
 from app.responses import encode
 
@@ -26,7 +27,7 @@ _ID_PREFIX = os.urandom(4).hex()  # per process: cheaper than a uuid4 a request 
 _ID_COUNTER = itertools.count()
 
 
-def _new_request_id() -> str:
+def new_request_id() -> str:
     """16 hex digits, unique within the process and, by the random prefix, across processes."""
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
@@ -107,6 +108,7 @@ class RequestContext:
         self.timeout = timeout
         self.deadlines = Deadlines(timeout)
         self.in_flight = in_flight or InFlight()  # shared with the batcher, which reads it
+        self.overloaded = f"the service is at its limit of {max_in_flight} requests in flight; retry shortly"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,7 +117,7 @@ class RequestContext:
         t0 = time.perf_counter()
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _CLIENT_ID.match(given) else _new_request_id()
+        request_id = given if _CLIENT_ID.match(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         exchange = _Exchange(receive, send, request_id, self.body_limits.get(scope["path"], self.default_limit))
         limited = not scope["path"].startswith(UNLIMITED_PREFIXES)
@@ -126,15 +128,19 @@ class RequestContext:
         if declared > exchange.limit:  # refused before a byte of the body is read
             message = f"request body is over the {exchange.limit}-byte limit"
             await exchange.send_error(413, PayloadTooLarge.code, message)
-        elif limited and self.in_flight.count >= self.max_in_flight:
-            message = f"the service is at its limit of {self.max_in_flight} requests in flight; retry shortly"
-            await exchange.send_error(503, "overloaded", message, {b"retry-after": b"1"})
         else:
-            self.in_flight.count += limited
+            if limited:
+                exchange.admit = self._admit
+                if not declared and b"transfer-encoding" not in headers:
+                    exchange.body_done = True  # no body to wait for: admitted now
             try:
-                await self._call_app(scope, exchange)
+                if exchange.admit is None or not exchange.body_done or self._admit(exchange):
+                    await self._call_app(scope, exchange)
+                else:
+                    await exchange.send_error(503, Overloaded.code, self.overloaded, {b"retry-after": b"1"})
             finally:
-                self.in_flight.count -= limited
+                if exchange.admitted:
+                    self.in_flight.count -= 1
         seconds = time.perf_counter() - t0
         route = getattr(scope.get("route"), "path", None) or _known_path(scope)
         self.metrics.observe_request(route, scope["method"], exchange.status, seconds)
@@ -147,6 +153,16 @@ class RequestContext:
             "latency_ms": round(seconds * 1000, 2),
         }
         log.info("request", extra={"fields": fields})
+
+    def _admit(self, exchange: _Exchange) -> bool:
+        """Count a request in flight once its body is in (a slow upload holds no place the finished
+        ones need); False when the worker is at its limit."""
+        if self.in_flight.count >= self.max_in_flight:
+            exchange.refusal = self.overloaded
+            return False
+        self.in_flight.count += 1
+        exchange.admitted = True
+        return True
 
     async def _call_app(self, scope: Scope, exchange: _Exchange) -> None:
         task = asyncio.current_task()
@@ -189,6 +205,9 @@ class _Exchange:
         self.body_done = False
         self.started = False
         self.status = 500
+        self.admit: Callable[[_Exchange], bool] | None = None  # back-pressure, once the body is in
+        self.admitted = False
+        self.refusal = ""
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -197,6 +216,8 @@ class _Exchange:
             self.body_done = not message.get("more_body", False)
             if self.received > self.limit:
                 raise PayloadTooLarge(f"request body is over the {self.limit}-byte limit")
+            if self.body_done and self.admit is not None and not self.admitted and not self.admit(self):
+                raise Overloaded(self.refusal, headers={"Retry-After": "1"})
         elif message["type"] == "http.disconnect":
             self.body_done = True
         return message

@@ -12,18 +12,30 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from app.budget import MemoryBudget
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.contract import to_tensor
+from model.decode import open_image
 from model.errors import PreprocessError
 from model.explain import png_diverging, png_gray, saliency
 from model.network import inference_forward
-from model.preprocess import preprocess
+from model.preprocess import WORK_SIDE, Preprocessed, preprocess_opened
 
 log = logging.getLogger("app.predictor")
+
+#: Images up to this many pixels are decoded without a reservation from the memory budget: a few
+#: hundred kilobytes at most, the drawing page's canvas among them.
+SMALL_PIXELS = 300 * 300
 
 #: The most images in one forward pass: bounds the largest activation, and with it the heap a
 #: worker keeps, whatever the batch endpoint's file limit (bench/README.md, "Forward chunks").
 FORWARD_CHUNK = 32
+
+
+class ImageFailed(PreprocessError):
+    """An unexpected failure on one image of a batch, reported in its slot."""
+
+    code = "internal_error"
 
 
 @dataclass(frozen=True)
@@ -47,18 +59,24 @@ class Predictor:
         model: LoadedModel,
         max_pixels: int,
         on_inference: Callable[[Sequence[Answer]], None] | None = None,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.net = inference_forward(model.net)  # what answers; model.net (eager) stays for saliency maps
         self.model = model
         self.max_pixels = max_pixels
         self.on_inference = on_inference
+        self.budget = budget
 
     @classmethod
     def load(
-        cls, checkpoint: Path, max_pixels: int, on_inference: Callable[[Sequence[Answer]], None] | None = None
+        cls,
+        checkpoint: Path,
+        max_pixels: int,
+        on_inference: Callable[[Sequence[Answer]], None] | None = None,
+        budget: MemoryBudget | None = None,
     ) -> Predictor:
         """Load and verify the checkpoint (raises CheckpointError), then warm up."""
-        predictor = cls(load_checkpoint(checkpoint), max_pixels, None)
+        predictor = cls(load_checkpoint(checkpoint), max_pixels, None, budget)
         predictor.warm_up()
         predictor.on_inference = on_inference
         return predictor
@@ -97,28 +115,44 @@ class Predictor:
             self.on_inference(answers)
         return answers
 
+    def preprocess(self, data: bytes) -> Preprocessed:
+        """`model.preprocess.preprocess` within this predictor's pixel cap and, for a large image,
+        within its memory budget (waiting for room)."""
+        opened = open_image(data, self.max_pixels)
+        width, height = opened.size
+        if self.budget is None or width * height <= SMALL_PIXELS:
+            return preprocess_opened(opened, data)
+        with self.budget.reserve(opened.decoded_bytes(WORK_SIDE)):
+            return preprocess_opened(opened, data)
+
     def predict_bytes(self, data: bytes) -> Answer:
         """One image. Raises a PreprocessError subclass for bad input."""
-        return self.predict_tensors(preprocess(data, self.max_pixels).tensor.unsqueeze(0))[0]
+        return self.predict_tensors(self.preprocess(data).tensor.unsqueeze(0))[0]
 
     def explain_bytes(self, data: bytes) -> tuple[Answer, Explanation]:
         """One image, with what the model saw and where it looked."""
-        pre = preprocess(data, self.max_pixels)
+        pre = self.preprocess(data)
         answer = self.predict_tensors(pre.tensor.unsqueeze(0))[0]
         heat = saliency(self.model.net, pre.image, answer.digit)
         return answer, Explanation(input_png=png_gray(pre.image), saliency_png=png_diverging(heat))
 
     def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
-        """Several images in one forward pass; a bad image gives its error in its slot."""
+        """Several images in one forward pass; a bad image gives its error in its slot.
+
+        The errors kept are fresh copies, without the traceback, whose frames would hold the upload
+        and its arrays until a full collection. An unexpected failure fails only its own slot."""
         results: list[Answer | PreprocessError] = []
         inputs, slots = [], []
         for i, data in enumerate(images):
             try:
-                inputs.append(preprocess(data, self.max_pixels).image)
+                inputs.append(self.preprocess(data).image)
                 slots.append(i)
                 results.append(PreprocessError("pending"))
             except PreprocessError as e:
-                results.append(e)
+                results.append(type(e)(str(e)))
+            except Exception:  # logged with its traceback; the other images are answered
+                log.exception("image %d of a batch failed unexpectedly", i)
+                results.append(ImageFailed("this image could not be read (internal error)"))
         if inputs:  # stacked and normalised once, not an image at a time
             for i, answer in zip(slots, self.predict_images(inputs), strict=True):
                 results[i] = answer

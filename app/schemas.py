@@ -64,7 +64,7 @@ class Readiness(BaseModel):
 class ModelInfo(BaseModel):
     architecture: dict[str, Any] = Field(description="network config and layer list")
     parameters: int = Field(description="trainable parameters", examples=[242062])
-    checkpoint: dict[str, Any] = Field(description="path, SHA-256, format version")
+    checkpoint: dict[str, Any] = Field(description="file name (not its folder), SHA-256, version, format version")
     metrics: dict[str, Any] = Field(description="accuracy and calibration measured when it was trained")
     train_config: dict[str, Any]
     preprocess: dict[str, Any]

@@ -14,11 +14,16 @@ listen after the lifespan), so no connection waits on a worker still loading the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
+import os
+import resource
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -42,19 +47,33 @@ def bound_socket(host: str, port: int, reuse_port: bool = True) -> socket.socket
     return sock
 
 
-def worker(args: argparse.Namespace) -> None:
+def worker(args: argparse.Namespace, reuse_port: bool = True) -> None:
     import uvicorn
 
+    from app.protocol import GuardedHttpToolsProtocol, HttpLimits
+    from app.settings import load_settings
+
+    raise_open_files_limit()
     config = uvicorn.Config(
         "app.main:app",
         host=args.host,
         port=args.port,
+        http=GuardedHttpToolsProtocol.with_limits(HttpLimits.from_settings(load_settings())),
         log_config=args.log_config,
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
     )
-    uvicorn.Server(config).run(sockets=[bound_socket(args.host, args.port)])
+    uvicorn.Server(config).run(sockets=[bound_socket(args.host, args.port, reuse_port)])
+
+
+def raise_open_files_limit() -> None:
+    """The soft limit on open files up to the hard one: 1,024 by default, which a crowd of idle
+    connections would use up before `DIGITS_MAX_CONNECTIONS` refuses any."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 16), hard))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -78,6 +97,30 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", args.host, args.port, e.strerror or e)
         return 1
+    if args.workers == 1:  # no supervisor: this process is the worker (and handles its signals)
+        worker(args, reuse_port=False)
+        return 0
+    # metrics summed across workers, in a fresh folder so counts start at zero; removed at the end
+    # unless the operator named it
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = given or tempfile.mkdtemp(prefix="digits-metrics-")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        return supervise(args)
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+#: A worker that exits within this many seconds of its start failed to start; it is restarted after
+#: 1, 2, 4 ... seconds, at most RESTART_MAX_DELAY, so a broken start-up does not spin.
+RESTART_QUICK_EXIT = 30.0
+RESTART_MAX_DELAY = 60.0
+
+
+def supervise(args: argparse.Namespace) -> int:
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -94,13 +137,25 @@ def main(argv: list[str] | None = None) -> int:
         return process
 
     workers = [start() for _ in range(args.workers)]
+    started = [time.monotonic()] * len(workers)
+    failures = [0] * len(workers)
+    restart_at: list[float | None] = [None] * len(workers)
     log.info("%d workers, each on its own SO_REUSEPORT socket", len(workers))
     while not stopping:
         time.sleep(0.2)
+        now = time.monotonic()
         for i, process in enumerate(workers):
-            if not process.is_alive() and not stopping:
-                log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
-                workers[i] = start()
+            if stopping or process.is_alive():
+                continue
+            if restart_at[i] is None:
+                failures[i] = failures[i] + 1 if now - started[i] < RESTART_QUICK_EXIT else 0
+                delay = min(RESTART_MAX_DELAY, 2.0 ** failures[i] / 2) if failures[i] else 0.0
+                restart_at[i] = now + delay
+                log.warning(
+                    "worker %s exited with %s; starting another in %.0f s", process.pid, process.exitcode, delay
+                )
+            if now >= (restart_at[i] or 0.0):
+                workers[i], started[i], restart_at[i] = start(), now, None
     for process in workers:
         if process.is_alive():
             process.terminate()  # SIGTERM: uvicorn stops accepting and drains

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     work_threads: int = Field(
         2, gt=0, le=64, description="threads per worker decoding and running images; more requests wait their turn"
     )
+    work_memory_mb: int = Field(
+        160,
+        ge=16,
+        description="MiB of decoded image data a worker's threads hold at once; a large upload waits for room",
+    )
     max_batch_size: int = Field(64, gt=0, le=1024, description="most single-image requests in one forward pass")
     batch_wait_ms: float = Field(
         0.0, ge=0, le=100, description="how long a batch waits for company; 0: none, a lone request is not delayed"
@@ -45,6 +50,19 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description="seconds before a request is answered 503 timeout (checked every min(0.25 s, timeout/4))",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request line plus headers, in bytes; past it 431 (414 for the URL)"
+    )
+    max_url_bytes: int = Field(8 * 1024, ge=256, description="largest request target (path and query), in bytes")
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds a connection has to send a whole request line and headers; then 408"
+    )
+    body_timeout: float = Field(
+        20.0, gt=0, description="seconds a request has to send its whole body once its headers are in; then 408"
+    )
+    max_connections: int = Field(
+        1000, gt=0, description="open connections per worker; past it a new one is answered 503 and closed"
     )
     graceful_shutdown: int = Field(
         10, ge=0, description="seconds in-flight requests get to finish after SIGTERM (python -m app)"

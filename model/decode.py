@@ -33,6 +33,16 @@ DEFAULT_MAX_PIXELS = 25_000_000
 #: message) replaces Pillow's process-wide one.
 Image.MAX_IMAGE_PIXELS = None
 EXIF_ORIENTATION = 0x0112
+#: Decoding work a JPEG may ask for: scans, and scans x pixels (a scan of a small image still
+#: costs as if it had SCAN_PIXELS_FLOOR pixels). A 25-megapixel photo may have 20 scans.
+MAX_JPEG_SCANS = 64
+MAX_SCAN_PIXELS = 20 * DEFAULT_MAX_PIXELS
+SCAN_PIXELS_FLOOR = 256 * 256
+
+
+#: Bytes a decoded pixel may take, with the grey and alpha copies made from it: Pillow holds any
+#: colour image in 4 bytes a pixel; the copies add 2.
+BYTES_PER_PIXEL = 6
 
 
 @dataclass
@@ -45,6 +55,16 @@ class Opened:
     def close(self) -> None:
         if self.image is not None:
             self.image.close()
+
+    def decoded_bytes(self, reduce_to: int) -> int:
+        """At most how much memory decoding it to `load(..., reduce_to)` will hold: a JPEG is
+        decoded at 1/2, 1/4 or 1/8 scale while its shorter side stays at least `reduce_to`."""
+        width, height = self.size
+        scale = 1
+        if self.image is not None and self.image.format in ("JPEG", "MPO"):
+            fits = min(width // reduce_to, height // reduce_to)
+            scale = next((s for s in (8, 4, 2) if fits >= s), 1)
+        return -(-width // scale) * -(-height // scale) * BYTES_PER_PIXEL
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Opened:
@@ -66,7 +86,26 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Opened:
         raise EmptyImage(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    if img is not None and img.format in ("JPEG", "MPO"):
+        _check_jpeg_scans(data, width * height)
     return Opened(size, img)
+
+
+def _check_jpeg_scans(data: bytes, pixels: int) -> None:
+    """Refuse a JPEG whose scans would cost more decoding than any real photo's.
+
+    Each scan of a progressive JPEG is a pass over every coefficient of the image, and nothing in
+    the format bounds their number: a few hundred empty scans in a 160 kB file cost seconds of CPU.
+    A start-of-scan marker (FF DA) cannot occur inside entropy-coded data (an FF there is followed
+    by 00 or a restart marker), so counting it counts the scans (an embedded EXIF thumbnail's too).
+    Encoders write at most a dozen or so (bench/README.md, "JPEG scans")."""
+    scans = data.count(b"\xff\xda")
+    work = scans * max(pixels, SCAN_PIXELS_FLOOR)
+    if scans > MAX_JPEG_SCANS or work > MAX_SCAN_PIXELS:
+        raise ImageTooLarge(
+            f"JPEG has {scans} scans over {pixels} pixels: more decoding work than allowed "
+            f"(at most {MAX_JPEG_SCANS} scans and {MAX_SCAN_PIXELS} scan-pixels)"
+        )
 
 
 def _pillow_open(data: bytes) -> Image.Image:

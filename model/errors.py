@@ -26,6 +26,12 @@ class TruncatedImage(CorruptImage):
     code = "truncated_image"
 
 
+class UnsupportedImage(PreprocessError):
+    """A valid image this service cannot read (a colour mode Pillow converts to nothing else)."""
+
+    code = "unsupported_image"
+
+
 class ImageTooLarge(PreprocessError):
     code = "image_too_large"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from model.errors import NoInk
+from model.errors import NoInk, UnsupportedImage
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -27,6 +27,13 @@ def shrink_to(img: Image.Image, side: int, blocks: bool = False) -> Image.Image:
     return img.resize(size, Image.Resampling.BOX)
 
 
+def _coarsen(img: Image.Image, side: int) -> Image.Image:
+    """An 8-bit image over 4x `side` resized to `side` in 8 bits (the same box filter, its result
+    rounded to a grey level), so that no float copy of the whole upload is made: that would take
+    4 bytes a pixel of it."""
+    return shrink_to(img, side) if max(img.size) > 4 * side else img
+
+
 def to_gray(img: Image.Image, side: int, blocks: bool = False) -> np.ndarray:
     """Luminance in [0, 1], at most `side` pixels on the longer side, with any transparency composited.
 
@@ -36,19 +43,27 @@ def to_gray(img: Image.Image, side: int, blocks: bool = False) -> np.ndarray:
     wide = img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
     if wide:
         arr = np.asarray(img.convert("I") if img.mode.startswith("I;16") else img, dtype=np.float32)
+        finite = np.isfinite(arr)
+        if not finite.all():  # a float image's NaN or infinite pixels carry no level: black
+            arr = np.where(finite, arr, np.float32(0))
         peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 255.0)
         gray = Image.fromarray(np.clip(arr / peak, 0.0, 1.0).astype(np.float32), mode="F")
         alpha = None
+    elif img.mode == "LAB":  # Pillow converts LAB to nothing else; L is its lightness
+        gray, alpha = img.getchannel("L"), None
     elif img.mode == "RGBA":  # a canvas: the same pixels as through LA below, cheaper
         gray, alpha = img.convert("L"), img.getchannel("A")
     elif _has_alpha(img):
         la = img.convert("RGBA").convert("LA")
         gray, alpha = la.getchannel("L"), la.getchannel("A")
     else:
-        gray, alpha = img.convert("L"), None
-    if not (wide or blocks):  # an exact resize, in floating point
-        gray = gray.convert("F")
-        alpha = alpha.convert("F") if alpha is not None else None
+        try:
+            gray, alpha = img.convert("L"), None
+        except ValueError as e:  # a mode Pillow cannot convert to grey
+            raise UnsupportedImage(f"images in colour mode {img.mode} are not supported") from e
+    if not (wide or blocks):  # an exact resize, in floating point (but for large uploads: _coarsen)
+        gray = _coarsen(gray, side).convert("F")
+        alpha = _coarsen(alpha, side).convert("F") if alpha is not None else None
     gray = shrink_to(gray, side, blocks)  # blocks: averaged in 8 bits, rounded
     alpha = shrink_to(alpha, side, blocks) if alpha is not None else None
     g = _unit(gray) if not wide else np.asarray(gray, dtype=np.float32)

@@ -154,8 +154,9 @@ class Server:
             return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-def start(env: dict[str, str], uvicorn: bool = False) -> Server:
-    """`python -m app` (or with `uvicorn`, `uvicorn app.main:app`) on a free loopback port, once ready."""
+def start(env: dict[str, str], uvicorn: bool = False, log: Path | None = None) -> Server:
+    """`python -m app` (or with `uvicorn`, `uvicorn app.main:app`) on a free loopback port, once
+    ready; its log lines go to `log` if given."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -165,9 +166,15 @@ def start(env: dict[str, str], uvicorn: bool = False) -> Server:
         **env,
     }
     command = ["-m", "uvicorn", "app.main:app", "--port", str(port)] if uvicorn else ["-m", "app"]
-    proc = subprocess.Popen(
-        [sys.executable, *command], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    if log is None:
+        proc = subprocess.Popen(
+            [sys.executable, *command], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    else:
+        with log.open("wb") as stderr:  # the child has its own copy of the descriptor
+            proc = subprocess.Popen(
+                [sys.executable, *command], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
     server = Server(proc, port)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

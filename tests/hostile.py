@@ -138,6 +138,28 @@ def palette_with_transparency() -> bytes:
     return encode(img, transparency=255)
 
 
+def jpeg_scan_bomb(side: int, scans: int) -> bytes:
+    """A blank progressive JPEG whose last scan is repeated: each copy is a pass over every
+    coefficient, and nothing in the format bounds their number."""
+    data = encode(Image.new("L", (side, side), 255), "JPEG", progressive=True)
+    start = data.rindex(b"\xff\xda")
+    return data[:-2] + data[start:-2] * scans + data[-2:]
+
+
+def float_tiff(bad: float) -> bytes:
+    """A seven as a 32-bit float TIFF, one of its pixels NaN or infinite."""
+    arr = np.asarray(draw_seven(), dtype=np.float32)
+    arr[0, 0] = bad
+    return encode(Image.fromarray(arr, mode="F"), "TIFF")
+
+
+def lab_tiff() -> bytes:
+    """A seven in the LAB colour mode, which Pillow converts to nothing else."""
+    lightness = np.asarray(draw_seven(), dtype=np.uint8)  # Pillow keeps L on 0-255
+    lab = np.stack([lightness, np.full_like(lightness, 128), np.full_like(lightness, 128)], axis=-1)
+    return encode(Image.fromarray(lab, mode="LAB"), "TIFF")
+
+
 def corpus() -> list[Case]:
     """At least 30 cases; each names the status and error code the service must answer with."""
     png, jpeg = encode(draw_seven()), encode(_seven_rgb(), "JPEG")
@@ -201,6 +223,11 @@ def corpus() -> list[Case]:
         ("jpeg-exif-bad-orientation", bad_orientation_jpeg, "image/jpeg", 200, None),
         ("webp-truncated", lambda: encode(_seven_rgb(), "WEBP")[:60], "image/webp", 400, "corrupt_image"),
         ("ico-not-allowed", lambda: encode(draw_seven().resize((32, 32)), "ICO"), "image/x-icon", 400, "not_an_image"),
+        ("jpeg-5000x5000-300-scans", lambda: jpeg_scan_bomb(5000, 300), "image/jpeg", 413, "image_too_large"),
+        ("jpeg-300x300-22000-scans", lambda: jpeg_scan_bomb(300, 22_000), "image/jpeg", 413, "image_too_large"),
+        ("tiff-float-nan", lambda: float_tiff(float("nan")), "image/tiff", 200, None),
+        ("tiff-float-inf", lambda: float_tiff(float("inf")), "image/tiff", 200, None),
+        ("tiff-lab", lab_tiff, "image/tiff", 200, None),
         ("text-plain", lambda: b"7", "text/plain", 415, "unsupported_media_type"),
         ("json", lambda: b'{"image": "aGVsbG8="}', "application/json", 415, "unsupported_media_type"),
     ]
@@ -210,6 +237,7 @@ def corpus() -> list[Case]:
         Case("multipart-two-files", two_files, ctype2, 422, "too_many_files"),
         Case("multipart-100-fields", many_fields, ctype_mf, 400, "invalid_multipart"),
         Case("multipart-bad-boundary", bad_boundary, "multipart/form-data; boundary=other", 400, "invalid_multipart"),
+        Case("multipart-unclosed", two_files[: len(two_files) // 2], ctype2, 400, "invalid_multipart"),
         Case(
             "declared-10MB-sent-slowly",
             b"\x89PNG\r\n\x1a\n" + b"\0" * 1000,

@@ -218,7 +218,7 @@ def test_health_and_model(real_client: TestClient) -> None:
     info = r.json()
     assert info["parameters"] == 242062
     assert info["checkpoint"] == {
-        "path": str(DEFAULT_CHECKPOINT),
+        "file": DEFAULT_CHECKPOINT.name,
         "sha256": sha256_of(DEFAULT_CHECKPOINT),
         "version": VERSION,
         "format_version": 1,

@@ -14,6 +14,7 @@ from model.decode import _check_png_crcs, _decode_plain_png, open_image
 from model.errors import CorruptImage, EmptyImage, ImageTooLarge, NoInk, NotAnImage, TruncatedImage
 from model.preprocess import preprocess
 from tests.helpers import draw_seven, encode, png_with_size
+from tests.hostile import jpeg_scan_bomb
 
 
 @pytest.mark.parametrize(
@@ -139,3 +140,28 @@ def test_plain_png_with_broken_pixel_data_gets_pillows_error() -> None:
         preprocess(png_claiming(64, 64, cut))
     with pytest.raises(CorruptImage):
         preprocess(png_claiming(64, 64, b"not a zlib stream at all"))
+
+
+def test_a_progressive_jpeg_of_ordinary_scans_is_read() -> None:
+    data = encode(draw_seven().convert("RGB"), "JPEG", progressive=True)
+    assert 3 <= data.count(b"\xff\xda") <= 12
+    assert open_image(data).size == (200, 160)
+
+
+def test_a_jpeg_with_too_many_scans_is_refused_before_decoding() -> None:
+    bomb = jpeg_scan_bomb(300, 100)  # 100 scans: more than any encoder writes
+    with pytest.raises(ImageTooLarge, match=r"^JPEG has 106 scans over 90000 pixels: more decoding work than allowed"):
+        open_image(bomb)
+
+
+def test_scans_are_priced_by_the_pixels_they_cover() -> None:
+    assert open_image(jpeg_scan_bomb(1000, 40)).size == (1000, 1000)  # 46 scans x 1 MP: allowed
+    with pytest.raises(ImageTooLarge):
+        open_image(jpeg_scan_bomb(4000, 30))  # 36 scans x 16 MP: over 20 scans of the largest image
+
+
+def test_decoded_bytes_count_a_jpegs_reduced_scale() -> None:
+    png = open_image(encode(Image.new("RGB", (1200, 900))))
+    jpeg = open_image(encode(Image.new("RGB", (1200, 900)), "JPEG"))
+    assert png.decoded_bytes(256) == 1200 * 900 * 6
+    assert jpeg.decoded_bytes(256) == 600 * 450 * 6  # 900 // 256 = 3: decoded at 1/2

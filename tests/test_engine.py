@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
+import anyio
+import anyio.to_thread
+import pytest
 from fastapi.testclient import TestClient
 
+from app.engine import run_to_completion
 from app.main import create_app
 from app.settings import Settings
 
@@ -36,3 +41,24 @@ def test_with_several_torch_threads_the_forward_pass_stays_on_a_thread(settings:
     settings = settings.model_copy(update={"torch_threads": 2})  # measured slower on the event loop
     with TestClient(create_app(settings)) as client:
         assert not client.app.state.engine.batcher.alone()  # type: ignore[attr-defined]
+
+
+def test_work_on_a_thread_keeps_its_place_until_it_ends_even_when_the_request_gives_up() -> None:
+    """A thread cannot be stopped: the request that gave up on it waits for it, so the work limit
+    counts work that is really running."""
+    limiter = anyio.CapacityLimiter(1)
+    release = threading.Event()
+
+    async def scenario() -> tuple[float, float]:
+        task = asyncio.ensure_future(run_to_completion(anyio.to_thread.run_sync(release.wait, limiter=limiter)))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.sleep(0.1)
+        held_while_running = limiter.borrowed_tokens
+        assert not task.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return held_while_running, limiter.borrowed_tokens
+
+    assert asyncio.run(scenario()) == (1, 0)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, Server, multipart, photo_like_jpeg, start, stop
+from tests.helpers import ROOT, Server, draw_seven, encode, multipart, photo_like_jpeg, start, stop
 from tests.hostile import Case, corpus
 
 pytestmark = pytest.mark.slow
@@ -160,3 +166,78 @@ def test_workers_are_restarted_and_a_port_in_use_is_refused() -> None:
         assert s.request("GET", "/health/live")[0] == 200
     finally:
         assert stop(s) in (0, -signal.SIGTERM)
+
+
+def test_a_worker_that_cannot_start_is_restarted_with_back_off(tmp_path: Path) -> None:
+    """The checkpoint changed on disk (retrained into the folder the API serves from), then a
+    worker dies: each new one fails its start-up, and they come 1, 2, 4 ... s apart, not at once."""
+    checkpoint = tmp_path / "mnist_cnn.pt"
+    shutil.copy(ROOT / "model/weights/mnist_cnn.pt", checkpoint)
+    shutil.copy(ROOT / "model/weights/mnist_cnn.pt.sha256", tmp_path / "mnist_cnn.pt.sha256")
+    log = tmp_path / "server.log"
+    s = start({"DIGITS_WORKERS": "2", "DIGITS_CHECKPOINT": str(checkpoint), "DIGITS_LOG_LEVEL": "info"}, log=log)
+    try:
+        checkpoint.write_bytes(checkpoint.read_bytes()[:-10] + b"0123456789")
+        pids = subprocess.run(["pgrep", "-f", "-P", str(s.proc.pid), "spawn_main"], capture_output=True, text=True)
+        os.kill(int(pids.stdout.split()[0]), signal.SIGKILL)
+        time.sleep(8)
+        restarts = [line for line in log.read_text().splitlines() if "exited with" in line]
+        delays = [json.loads(line)["msg"].rsplit(" in ", 1)[1] for line in restarts]
+        print(f"\nrestarts in 8 s: {delays}")
+        assert 2 <= len(restarts) <= 3  # 1, 2, 4 s after each quick failure (was 5 restarts in 10 s)
+        assert delays == ["1 s", "2 s", "4 s"][: len(delays)]
+        assert s.request("GET", "/health/live")[0] == 200  # the other worker serves on
+    finally:
+        stop(s)
+
+
+def test_the_metrics_folder_is_removed_at_exit(tmp_path: Path) -> None:
+    s = start({"DIGITS_WORKERS": "2", "TMPDIR": str(tmp_path)})
+    assert [p.name.startswith("digits-metrics-") for p in tmp_path.iterdir()] == [True]
+    assert stop(s) in (0, -signal.SIGTERM)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_under_keep_alive_load_resets_no_request() -> None:
+    """Clients keep connections alive and send every 20 ms, so at SIGTERM most connections are idle
+    between two requests; every request sent is answered (the last on each connection with
+    `connection: close`) or its new connection is refused, never dropped unanswered."""
+    s = start({"DIGITS_GRACEFUL_SHUTDOWN": "10"})
+    png = encode(draw_seven())
+    outcomes: Counter[str] = Counter()
+    stopping = threading.Event()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                conn.request("POST", "/predict", body=png, headers={"content-type": "image/png"})
+                response = conn.getresponse()
+                response.read()
+                outcomes[str(response.status)] += 1
+                outcomes["after SIGTERM"] += stopping.is_set()
+                if response.getheader("connection") == "close":
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+                time.sleep(0.02)
+            except ConnectionRefusedError:
+                outcomes["refused"] += 1
+                break
+            except (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError):
+                outcomes["reset"] += 1
+                break
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    s.proc.send_signal(signal.SIGTERM)
+    stopping.set()
+    for t in threads:
+        t.join(20)
+    s.proc.wait(timeout=20)
+    print(f"\nSIGTERM under keep-alive load: {dict(outcomes)}")
+    assert outcomes["reset"] == 0
+    assert outcomes["refused"] == 8

@@ -39,7 +39,7 @@ async def model_info(engine: EngineDep) -> ModelInfo:
         architecture={"name": "tutorial two-layer CNN", "config": m.net.config.to_dict(), "layers": _layers(m.net)},
         parameters=m.parameters,
         checkpoint={
-            "path": str(m.path),
+            "file": m.path.name,
             "sha256": m.sha256,
             "version": m.version,
             "format_version": meta.get("format_version"),

@@ -1,0 +1,281 @@
+"""The outside probe's attacks, re-run: `python bench/attacks.py [--seconds 8]`.
+
+Starts the service as the Docker image runs it (`python -m app`, 2 workers, 1 torch thread each,
+default settings) and runs each attack of issue 15 for `--seconds` while four clients send normal
+28x28 /predict requests. For each attack it prints what the attack's requests were answered, the
+workers' CPU per attack request, the normal requests' p50/p99 and errors during it, and the
+largest worker RSS. Traffic goes to 127.0.0.1 only; every loop is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import children, free_port, memory_mb  # noqa: E402  (bench/bench.py, beside this script)
+from tests.helpers import draw_seven, encode, multipart  # noqa: E402
+from tests.hostile import float_tiff, jpeg_scan_bomb  # noqa: E402
+
+HOST = "127.0.0.1"
+
+
+OUTCOMES = {0: "reset", -1: "closed", -2: "still open"}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def post(port: int, body: bytes, content_type: str, timeout: float = 60) -> int:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("POST", "/predict", body=body, headers={"content-type": content_type})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return 0  # reset or refused
+    finally:
+        conn.close()
+
+
+class Normal(threading.Thread):
+    """Four clients sending a 28x28 PNG in turn, recording latencies and failures."""
+
+    def __init__(self, port: int, body: bytes) -> None:
+        super().__init__(daemon=True)
+        self.port, self.body = port, body
+        self.latencies: list[float] = []
+        self.failures: Counter[int] = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        def client() -> None:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                status = post(self.port, self.body, "image/png", timeout=10)
+                if status == 200:
+                    self.latencies.append(time.perf_counter() - t0)
+                else:
+                    self.failures[status] += 1
+                time.sleep(0.01)
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+
+def repeat(port: int, body: bytes, content_type: str, clients: int, seconds: float, statuses: Counter[int]) -> int:
+    """`clients` connections posting `body` again and again for `seconds`; the number sent."""
+    deadline = time.monotonic() + seconds
+    sent = [0]
+
+    def client() -> None:
+        while time.monotonic() < deadline:
+            statuses[post(port, body, content_type)] += 1
+            sent[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sent[0]
+
+
+def raw_sockets(port: int, count: int, payload: bytes, seconds: float, trickle: bytes = b"", every: float = 2.0,
+                statuses: Counter[int] | None = None) -> int:  # fmt: skip
+    """`count` connections that send `payload`, then `trickle` every `every` seconds, for `seconds`."""
+    socks = []
+    for _ in range(count):
+        try:
+            s = socket.create_connection((HOST, port), timeout=5)
+            s.sendall(payload)
+            socks.append(s)
+        except OSError:
+            if statuses is not None:
+                statuses[0] += 1
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        for s in socks:
+            if trickle:
+                with contextlib.suppress(OSError):
+                    s.sendall(trickle)
+    for s in socks:
+        s.setblocking(False)
+        try:
+            head = s.recv(64)
+            outcome = int(head.split()[1]) if head.startswith(b"HTTP/1.1 ") else -1
+        except BlockingIOError:
+            outcome = -2
+        except (OSError, ValueError, IndexError):
+            outcome = 0
+        if statuses is not None:
+            statuses[outcome] += 1
+        s.close()
+    return len(socks)
+
+
+def no_ink_jpeg(width: int, height: int) -> bytes:
+    return encode(Image.new("RGB", (width, height), (250, 250, 250)), "JPEG", quality=90)
+
+
+def transparent_png(side: int) -> bytes:
+    return encode(Image.new("RGBA", (side, side), (0, 0, 0, 0)))
+
+
+def attacks(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]], int]]]:
+    bomb = jpeg_scan_bomb(5000, 15_000)
+    small_bomb = jpeg_scan_bomb(300, 22_000)
+    batch, batch_type = multipart([("files", f"{i}.jpg", no_ink_jpeg(4000, 3000)) for i in range(64)])
+    zeros, zeros_type = multipart([("files", f"{i}.png", bytes(358_000)) for i in range(64)])
+    big_png = transparent_png(5000)
+    odd_tiffs = float_tiff(float("nan"))  # (the LAB TIFF is answered the same: tests/hostile.py)
+    header = b"POST /predict HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * (64 << 20) + b"\r\n\r\n"
+    slow = b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: image/png\r\ncontent-length: 100000\r\n\r\n"
+
+    def batch_post(body: bytes, ctype: str) -> Callable[[int, Counter[int]], int]:
+        def run(port: int, statuses: Counter[int]) -> int:
+            deadline, sent = time.monotonic() + seconds, 0
+            while time.monotonic() < deadline:
+                conn = http.client.HTTPConnection(HOST, port, timeout=60)
+                conn.request("POST", "/predict/batch", body=body, headers={"content-type": ctype})
+                response = conn.getresponse()
+                response.read()
+                statuses[response.status] += 1
+                sent += 1
+            return sent
+
+        return run
+
+    def huge_headers(port: int, statuses: Counter[int]) -> int:
+        def one() -> None:
+            try:
+                s = socket.create_connection((HOST, port), timeout=30)
+                s.sendall(header)
+                head = s.recv(64)
+                statuses[int(head.split()[1])] += 1
+            except (OSError, ValueError, IndexError):
+                statuses[0] += 1
+
+        threads = [threading.Thread(target=one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return 8
+
+    return [
+        ("progressive JPEG, 5000x5000, 15,000 scans (777 kB), 4 clients",
+         lambda port, st: repeat(port, bomb, "image/jpeg", 4, seconds, st)),
+        ("progressive JPEG, 300x300, 22,000 scans, 6 clients",
+         lambda port, st: repeat(port, small_bomb, "image/jpeg", 6, seconds, st)),
+        ("/predict/batch of 64 no-ink 4000x3000 JPEGs", batch_post(batch, batch_type)),
+        ("/predict/batch of 64 x 358 kB of zeros", batch_post(zeros, zeros_type)),
+        ("8 connections x 64 MB header", huge_headers),
+        ("1,100 connections that send nothing, for 12 s",
+         lambda port, st: raw_sockets(port, 1100, b"", 12, statuses=st)),
+        ("700 uploads announcing 100 kB, a byte every 2 s, for 24 s",
+         lambda port, st: raw_sockets(port, 700, slow, 24, trickle=b"x", statuses=st)),
+        ("8 concurrent 5000x5000 transparent PNGs (114 kB)",
+         lambda port, st: repeat(port, big_png, "image/png", 8, seconds, st)),
+        ("float TIFF with NaN, LAB TIFF", lambda port, st: repeat(port, odd_tiffs, "image/tiff", 2, seconds, st)),
+    ]  # fmt: skip
+
+
+def sample(workers: list[int], rss: list[float], done: threading.Event) -> None:
+    while not done.is_set():
+        rss.extend(memory_mb(pid)["rss"] for pid in workers)
+        time.sleep(0.2)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=8)
+    p.add_argument("--only", default="", help="run only the attacks whose name contains this")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service")
+    args = p.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))  # for this script's own sockets
+    port = free_port()
+    env = {**os.environ, "DIGITS_PORT": str(port), "DIGITS_WORKERS": "2", "DIGITS_TORCH_THREADS": "1",
+           "DIGITS_LOG_LEVEL": "error", **dict(item.split("=", 1) for item in args.env)}  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                c = http.client.HTTPConnection(HOST, port, timeout=2)
+                c.request("GET", "/health/ready")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        workers = children(server.pid)
+        digit = encode(Image.fromarray(np.asarray(draw_seven().resize((28, 28))), "L"))
+        print("| attack | its requests answered | worker CPU per attack request | normal p50 / p99 | "
+              "normal failures | max worker RSS |")  # fmt: skip
+        print("|---|---|---|---|---|---|")
+        for name, attack in attacks(args.seconds):
+            if args.only not in name:
+                continue
+            normal = Normal(port, digit)
+            normal.start()
+            cpu0 = cpu_seconds(workers)
+            statuses: Counter[int] = Counter()
+            rss: list[float] = []
+            sampling = threading.Event()
+            sampler = threading.Thread(target=sample, args=(workers, rss, sampling), daemon=True)
+            sampler.start()
+            t0 = time.perf_counter()
+            sent = attack(port, statuses)
+            cpu = cpu_seconds(workers) - cpu0
+            normal.stop.set()
+            normal.join()
+            sampling.set()
+            sampler.join()
+            lat = sorted(normal.latencies)
+            p50, p99 = (lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3) if lat else (0.0, 0.0)
+            answered = ", ".join(f"{n} x {OUTCOMES.get(s, s)}" for s, n in sorted(statuses.items()))
+            print(f"| {name} | {answered} | {cpu / max(sent, 1):.3f} s ({cpu:.1f} s / {sent}, "
+                  f"{time.perf_counter() - t0:.0f} s) | {p50:.1f} / {p99:.1f} ms ({len(lat)}) | "
+                  f"{dict(normal.failures) or 0} | {max(rss):.0f} MB |", flush=True)  # fmt: skip
+            time.sleep(1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""model.gray: grey levels from any mode Pillow decodes, transparency composited, large images lean."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.errors import UnsupportedImage
+from model.gray import to_gray
+from tests.helpers import draw_seven
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_float_pixels_are_black(bad: float) -> None:
+    arr = np.asarray(draw_seven(), dtype=np.float32)
+    arr[3, 4] = bad
+    gray = to_gray(Image.fromarray(arr, mode="F"), 256)
+    assert np.isfinite(gray).all()
+    assert gray[3, 4] == 0.0
+    arr[3, 4] = 0.0
+    assert np.array_equal(gray, to_gray(Image.fromarray(arr, mode="F"), 256))
+
+
+def test_lab_is_read_by_its_lightness() -> None:
+    seven = np.asarray(draw_seven(), dtype=np.uint8)
+    lab = np.stack([seven, np.full_like(seven, 128), np.full_like(seven, 128)], axis=-1)
+    gray = to_gray(Image.fromarray(lab, mode="LAB"), 256)
+    assert np.array_equal(gray, to_gray(Image.fromarray(seven), 256))
+
+
+def test_a_mode_pillow_cannot_convert_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    img = Image.new("RGB", (40, 40))
+
+    def refuse(*args: object, **kwargs: object) -> Image.Image:
+        raise ValueError("conversion not supported")
+
+    monkeypatch.setattr(img, "convert", refuse)
+    with pytest.raises(UnsupportedImage, match=r"^images in colour mode RGB are not supported$"):
+        to_gray(img, 256)
+
+
+def test_a_large_image_is_read_at_the_working_size_as_before_within_a_grey_level() -> None:
+    """Above 4x the working side the resize is done in 8 bits (no float copy of the upload, 4 bytes
+    a pixel of it); the result is the float resize's within a grey level."""
+    img = draw_seven(size=(2400, 1800), offset=(300, 200), scale=10, width=9)
+    lean = to_gray(img, 256)
+    exact = np.asarray(img.convert("F").resize(lean.shape[::-1], Image.Resampling.BOX)) / 255
+    assert lean.shape == (192, 256)
+    assert np.abs(lean - exact).max() <= 1 / 255  # 8-bit resampling rounds its fixed-point sums
