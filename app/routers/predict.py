@@ -109,6 +109,12 @@ COMMON_ERRORS = [
             (
                 422,
                 "No image, or an image with no ink",
+                "unsupported_image",
+                "images in colour mode P;4 are not supported",
+            ),
+            (
+                422,
+                "No image, or an image with no ink",
                 "too_many_files",
                 "send one image in field 'file'; use /predict/batch for several",
             ),
