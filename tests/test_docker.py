@@ -108,6 +108,8 @@ def test_train_profile_writes_a_checkpoint_the_api_serves(port: int) -> None:
     compose("up", "-d", "--wait", "api", env=env)
     status, info = get(f"http://127.0.0.1:{port}/model")
     assert status == 200
-    assert info["checkpoint"]["path"] == "/checkpoints/mnist_cnn.pt"  # type: ignore[index]
+    shipped = (ROOT / "model/weights/mnist_cnn.pt.sha256").read_text().split()[0]
+    assert info["checkpoint"]["file"] == "mnist_cnn.pt"  # type: ignore[index]  # the name only, not the folder
+    assert info["checkpoint"]["sha256"] != shipped  # type: ignore[index]  # the one just trained
     assert info["train_config"]["limit"] == 512  # type: ignore[index]
     compose("up", "-d", "--wait", "api", env={"PORT": str(port)})  # back to the shipped checkpoint
