@@ -33,6 +33,10 @@ def main() -> int:
     # glibc gives every thread its own malloc arena and keeps freed memory in them; two arenas keep
     # a worker's RSS flat under a crowd of image uploads (set before exec, so uvicorn starts with it)
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    # blocks of 8 MB and more (a large upload's pixels) mapped apart and given back when freed:
+    # glibc's moving threshold would otherwise keep them in the heap, and the worker that large
+    # (bench/README.md, "Not met: normal p99 while large PNGs decode")
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(8 * 1024 * 1024))
     common = [
         "--host", settings.host,
         "--port", str(settings.port),

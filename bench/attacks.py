@@ -223,14 +223,16 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=8)
     p.add_argument("--only", default="", help="run only the attacks whose name contains this")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service")
+    p.add_argument("--log", type=Path, help="the service's log lines go here (with --env DIGITS_LOG_LEVEL=info)")
     args = p.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))  # for this script's own sockets
     port = free_port()
     env = {**os.environ, "DIGITS_PORT": str(port), "DIGITS_WORKERS": "2", "DIGITS_TORCH_THREADS": "1",
            "DIGITS_LOG_LEVEL": "error", **dict(item.split("=", 1) for item in args.env)}  # fmt: skip
+    log = args.log.open("wb") if args.log else subprocess.DEVNULL
     server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                              stderr=log, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

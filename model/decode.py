@@ -33,6 +33,10 @@ DEFAULT_MAX_PIXELS = 25_000_000
 #: message) replaces Pillow's process-wide one.
 Image.MAX_IMAGE_PIXELS = None
 EXIF_ORIENTATION = 0x0112
+#: libspng holds the GIL while it decodes (Pillow's decoders release it): a larger plain PNG goes
+#: to Pillow, so that a worker's other threads (its event loop, its forward passes) are not held up
+#: for as long as the decode takes (bench/README.md, "Not met: normal p99 while large PNGs decode").
+SPNG_MAX_PIXELS = 512 * 512
 #: Decoding work a JPEG may ask for: scans, and scans x pixels (a scan of a small image still
 #: costs as if it had SCAN_PIXELS_FLOOR pixels). A 25-megapixel photo may have 20 scans.
 MAX_JPEG_SCANS = 64
@@ -78,7 +82,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Opened:
         raise EmptyImage("the upload is empty (0 bytes)")
     img = None
     size = _plain_png_size(data)
-    if size is None:
+    if size is None or size[0] * size[1] > SPNG_MAX_PIXELS:
         img = _pillow_open(data)
         size = img.size
     width, height = size
