@@ -34,9 +34,12 @@ def main() -> int:
     # a worker's RSS flat under a crowd of image uploads (set before exec, so uvicorn starts with it)
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     # blocks of 8 MB and more (a large upload's pixels) mapped apart and given back when freed:
-    # glibc's moving threshold would otherwise keep them in the heap, and the worker that large
-    # (bench/README.md, "Not met: normal p99 while large PNGs decode")
+    # glibc's moving threshold would otherwise keep them in the heap, and the worker that large.
+    # Fixing it fixes the trim threshold too, at 128 kB: the heap was then given back and faulted
+    # in again on every request (canvas c=64 -20%), so that one is set as glibc's own would move
+    # it (bench/README.md, "How the last figures were reached")
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(8 * 1024 * 1024))
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(32 * 1024 * 1024))
     common = [
         "--host", settings.host,
         "--port", str(settings.port),

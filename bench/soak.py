@@ -1,11 +1,14 @@
-"""Soak: `python bench/soak.py [--seconds 60] [--concurrency 64]`.
+"""Soak: `python bench/soak.py [--seconds 60] [--concurrency 64] [--no-attacks]`.
 
 Starts the service as the Docker image runs it (`python -m app`, 2 workers, 1 torch thread each),
 then keeps `--concurrency` connections busy for `--seconds` with a mix of valid uploads (the four
 examples) and the hostile corpus of tests/hostile.py, each request checked against its expected
-status. Meanwhile it polls /health/ready and the workers' RSS. It prints one summary and exits
-non-zero on any 5xx, dropped connection, wrong answer, readiness failure or RSS growth over 50 MB
-after the first 10 s. Traffic goes to 127.0.0.1 only and stops by itself.
+status. Unless --no-attacks, the attacks of bench/attacks.py run beside them, in waves: connections
+that send nothing, uploads trickling a byte a second, 8 MB headers, 5000x5000 transparent PNGs,
+batches of large no-ink JPEGs; each answer is checked too. Meanwhile it polls /health/ready and the
+workers' RSS. It prints one summary and exits non-zero on any 5xx, dropped connection, wrong
+answer, readiness failure or RSS growth over 50 MB after the first 10 s. Traffic goes to 127.0.0.1
+only and stops by itself.
 """
 
 from __future__ import annotations
@@ -15,18 +18,24 @@ import http.client
 import json
 import os
 import random
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from attacks import OUTCOMES, no_ink_jpeg, raw_sockets, transparent_png  # noqa: E402  (beside this script)
+
 from bench import children, free_port, memory_mb  # noqa: E402  (bench/bench.py, beside this script)
+from tests.helpers import multipart  # noqa: E402
 from tests.hostile import corpus  # noqa: E402
 
 EXAMPLES = [("digit.png", "image/png", 7), ("photo.jpg", "image/jpeg", 2), ("canvas.png", "image/png", 4),
@@ -38,7 +47,10 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-attacks", action="store_true")
     args = p.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))  # for the idle connections
 
     payloads: list[tuple[str, bytes, str, int, int | None]] = [
         (name, (ROOT / "examples" / name).read_bytes(), ctype, 200, digit) for name, ctype, digit in EXAMPLES
@@ -114,7 +126,60 @@ def main() -> int:
             rss_samples.append((time.perf_counter(), [memory_mb(pid)["rss"] for pid in children(server.pid)]))
             time.sleep(1)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.concurrency)]
+    attacks: Counter[str] = Counter()
+
+    def attacker(name: str, expected: set[int], every: float, run: Callable[[Counter[int]], object]) -> None:
+        """Waves of one attack until the end, every answer checked against `expected`."""
+        while time.perf_counter() < stop_at - every:
+            outcomes: Counter[int] = Counter()
+            run(outcomes)
+            with lock:
+                for status, n in outcomes.items():
+                    attacks[f"{name} {OUTCOMES.get(status, status)}"] += n
+                    if status not in expected:
+                        wrong[f"attack {name}: {OUTCOMES.get(status, status)}"] += n
+            time.sleep(every)
+
+    header = b"GET /health/live HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * (8 << 20) + b"\r\n\r\n"
+    slow = b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: image/png\r\ncontent-length: 100000\r\n\r\n"
+    big_png = transparent_png(5000)
+    batch, batch_type = multipart([("files", f"{i}.jpg", no_ink_jpeg(2000, 1500)) for i in range(8)])
+
+    def one(body: bytes, ctype: str, path: str = "/predict") -> Callable[[Counter[int]], object]:
+        def run(outcomes: Counter[int]) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                conn.request("POST", path, body=body, headers={"content-type": ctype})
+                outcomes[conn.getresponse().status] += 1
+            except (OSError, http.client.HTTPException):
+                outcomes[0] += 1
+            finally:
+                conn.close()
+
+        return run
+
+    def head_attack(outcomes: Counter[int]) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            try:
+                sock.sendall(header)
+                outcomes[int(sock.recv(64).split()[1])] += 1
+            except (OSError, ValueError, IndexError):
+                outcomes[0] += 1
+
+    if not args.no_attacks:
+        threads = [
+            threading.Thread(target=attacker, args=("idle", {-1}, 1,
+                                                    lambda o: raw_sockets(port, 200, b"", 12, statuses=o))),
+            threading.Thread(target=attacker, args=("slow upload", {408}, 1,
+                                                    lambda o: raw_sockets(port, 100, slow, 24, b"x", 1, o))),
+            threading.Thread(target=attacker, args=("8 MB header", {431}, 2, head_attack)),
+            threading.Thread(target=attacker, args=("5000x5000 transparent PNG", {422}, 1, one(big_png, "image/png"))),
+            threading.Thread(target=attacker, args=("batch of 8 no-ink 2000x1500 JPEGs", {200}, 2,
+                                                    one(batch, batch_type, "/predict/batch"))),
+        ]  # fmt: skip
+    else:
+        threads = []
+    threads += [threading.Thread(target=client, args=(i,)) for i in range(args.concurrency)]
     threads.append(threading.Thread(target=monitor))
     t0 = time.perf_counter()
     for t in threads:
@@ -138,6 +203,8 @@ def main() -> int:
         f"{sum(wrong.values())} {dict(wrong)}"
     )
     print(f"  /health/ready failures {ready_failures} of {len(rss_samples)} polls")
+    if attacks:
+        print(f"  attacks beside them: {dict(sorted(attacks.items()))}")
     print(
         f"  worker RSS MB: at 10 s {settled[0] if settled else 0:.0f}, end {settled[-1] if settled else 0:.0f}, "
         f"max {max(settled, default=0):.0f}, growth after 10 s {growth:+.1f}"
