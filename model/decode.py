@@ -35,7 +35,7 @@ Image.MAX_IMAGE_PIXELS = None
 EXIF_ORIENTATION = 0x0112
 #: libspng holds the GIL while it decodes (Pillow's decoders release it): a larger plain PNG goes
 #: to Pillow, so that a worker's other threads (its event loop, its forward passes) are not held up
-#: for as long as the decode takes (bench/README.md, "Not met: normal p99 while large PNGs decode").
+#: for as long as the decode takes (bench/README.md, "How the last figures were reached").
 SPNG_MAX_PIXELS = 512 * 512
 #: Decoding work a JPEG may ask for: scans, and scans x pixels (a scan of a small image still
 #: costs as if it had SCAN_PIXELS_FLOOR pixels). A 25-megapixel photo may have 20 scans.
