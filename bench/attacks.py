@@ -212,10 +212,23 @@ def attacks(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]], int
     ]  # fmt: skip
 
 
-def sample(workers: list[int], rss: list[float], done: threading.Event) -> None:
+def sample(workers: list[int], rss: list[float], done: threading.Event, cgroup: Path | None,
+           usage: list[float]) -> None:  # fmt: skip
     while not done.is_set():
         rss.extend(memory_mb(pid)["rss"] for pid in workers)
+        if cgroup is not None:
+            usage.append(int(cgroup.read_text()) / 1e6)
         time.sleep(0.2)
+
+
+def container(name: str) -> tuple[list[int], Path]:
+    """A running container's worker processes (host pids) and its cgroup's memory-usage file."""
+    top = subprocess.run(["docker", "top", name, "-eo", "pid,args"], capture_output=True, text=True, check=True)
+    workers = [int(line.split()[0]) for line in top.stdout.splitlines()[1:] if "spawn_main" in line]
+    cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, check=True)
+    found = [*Path("/sys/fs/cgroup").glob(f"**/*{cid.stdout.strip()}*/memory.current"),
+             *Path("/sys/fs/cgroup").glob(f"**/*{cid.stdout.strip()}*/memory.usage_in_bytes")]  # fmt: skip
+    return workers, found[0]
 
 
 def main() -> int:
@@ -224,9 +237,13 @@ def main() -> int:
     p.add_argument("--only", default="", help="run only the attacks whose name contains this")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service")
     p.add_argument("--log", type=Path, help="the service's log lines go here (with --env DIGITS_LOG_LEVEL=info)")
+    p.add_argument("--container", help="attack this running container (docker compose up) instead, on --port")
+    p.add_argument("--port", type=int, default=8000)
     args = p.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))  # for this script's own sockets
+    if args.container:
+        return run(args, args.port, *container(args.container))
     port = free_port()
     env = {**os.environ, "DIGITS_PORT": str(port), "DIGITS_WORKERS": "2", "DIGITS_TORCH_THREADS": "1",
            "DIGITS_LOG_LEVEL": "error", **dict(item.split("=", 1) for item in args.env)}  # fmt: skip
@@ -243,39 +260,44 @@ def main() -> int:
                     break
             except OSError:
                 time.sleep(0.2)
-        workers = children(server.pid)
-        digit = encode(Image.fromarray(np.asarray(draw_seven().resize((28, 28))), "L"))
-        print("| attack | its requests answered | worker CPU per attack request | normal p50 / p99 | "
-              "normal failures | max worker RSS |")  # fmt: skip
-        print("|---|---|---|---|---|---|")
-        for name, attack in attacks(args.seconds):
-            if args.only not in name:
-                continue
-            normal = Normal(port, digit)
-            normal.start()
-            cpu0 = cpu_seconds(workers)
-            statuses: Counter[int] = Counter()
-            rss: list[float] = []
-            sampling = threading.Event()
-            sampler = threading.Thread(target=sample, args=(workers, rss, sampling), daemon=True)
-            sampler.start()
-            t0 = time.perf_counter()
-            sent = attack(port, statuses)
-            cpu = cpu_seconds(workers) - cpu0
-            normal.stop.set()
-            normal.join()
-            sampling.set()
-            sampler.join()
-            lat = sorted(normal.latencies)
-            p50, p99 = (lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3) if lat else (0.0, 0.0)
-            answered = ", ".join(f"{n} x {OUTCOMES.get(s, s)}" for s, n in sorted(statuses.items()))
-            print(f"| {name} | {answered} | {cpu / max(sent, 1):.3f} s ({cpu:.1f} s / {sent}, "
-                  f"{time.perf_counter() - t0:.0f} s) | {p50:.1f} / {p99:.1f} ms ({len(lat)}) | "
-                  f"{dict(normal.failures) or 0} | {max(rss):.0f} MB |", flush=True)  # fmt: skip
-            time.sleep(1)
+        return run(args, port, children(server.pid), None)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+
+
+def run(args: argparse.Namespace, port: int, workers: list[int], cgroup: Path | None) -> int:
+    digit = encode(Image.fromarray(np.asarray(draw_seven().resize((28, 28))), "L"))
+    print("| attack | its requests answered | worker CPU per attack request | normal p50 / p99 | "
+          "normal failures | max worker RSS |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name, attack in attacks(args.seconds):
+        if args.only not in name:
+            continue
+        normal = Normal(port, digit)
+        normal.start()
+        cpu0 = cpu_seconds(workers)
+        statuses: Counter[int] = Counter()
+        rss: list[float] = []
+        usage: list[float] = []
+        sampling = threading.Event()
+        sampler = threading.Thread(target=sample, args=(workers, rss, sampling, cgroup, usage), daemon=True)
+        sampler.start()
+        t0 = time.perf_counter()
+        sent = attack(port, statuses)
+        cpu = cpu_seconds(workers) - cpu0
+        normal.stop.set()
+        normal.join()
+        sampling.set()
+        sampler.join()
+        lat = sorted(normal.latencies)
+        p50, p99 = (lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3) if lat else (0.0, 0.0)
+        answered = ", ".join(f"{n} x {OUTCOMES.get(s, s)}" for s, n in sorted(statuses.items()))
+        print(f"| {name} | {answered} | {cpu / max(sent, 1):.3f} s ({cpu:.1f} s / {sent}, "
+              f"{time.perf_counter() - t0:.0f} s) | {p50:.1f} / {p99:.1f} ms ({len(lat)}) | "
+              f"{dict(normal.failures) or 0} | {max(rss):.0f} MB |"
+              + (f" container {max(usage):.0f} MB |" if usage else ""), flush=True)  # fmt: skip
+        time.sleep(1)
     return 0
 
 
