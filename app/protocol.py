@@ -96,14 +96,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # timers
     def _arm(self, seconds: float, why: str) -> None:
         self._disarm()
-        self._timer = self.loop.call_later(seconds, self._too_slow, why)
+        self._timer = self.loop.call_later(seconds, self._timer_fired, why)
 
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _too_slow(self, why: str) -> None:
+    def _timer_fired(self, why: str) -> None:
         self._timer = None
         if self.transport.is_closing():
             return
