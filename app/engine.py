@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -36,7 +36,6 @@ from model.preprocess import preprocess_opened
 INLINE_PIXELS = 300 * 300
 
 T = TypeVar("T")
-A = TypeVar("A")
 
 #: How much lower the decoding threads' CPU priority is (nice), where the system allows it.
 DECODE_NICENESS = 10
@@ -124,8 +123,7 @@ class Engine:
         if width * height <= INLINE_PIXELS:
             pre = preprocess_opened(opened, data)
         else:
-            opened.close()  # (the thread opens it again, within the memory budget)
-            pre = await self._decoding(self.predictor.preprocess, data)
+            pre = await self._decoding(self.predictor.preprocess_opened, opened, data)
         return await self.batcher.submit(pre.image)
 
     async def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
@@ -136,8 +134,8 @@ class Engine:
         """One image with what the model saw and where it looked (a backward pass, on a worker thread)."""
         return await self._decoding(self.predictor.explain_bytes, data)
 
-    async def _decoding(self, work: Callable[[A], T], arg: A) -> T:
-        return await run_to_completion(asyncio.get_running_loop().run_in_executor(self.decoders, work, arg))
+    async def _decoding(self, work: Callable[..., T], *args: Any) -> T:
+        return await run_to_completion(asyncio.get_running_loop().run_in_executor(self.decoders, work, *args))
 
     def close(self) -> None:
         self.decoders.shutdown(wait=False, cancel_futures=True)

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from app.budget import MemoryBudget
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.contract import to_tensor
-from model.decode import open_image
+from model.decode import Opened, open_image
 from model.errors import PreprocessError
 from model.explain import png_diverging, png_gray, saliency
 from model.network import inference_forward
@@ -118,7 +118,10 @@ class Predictor:
     def preprocess(self, data: bytes) -> Preprocessed:
         """`model.preprocess.preprocess` within this predictor's pixel cap and, for a large image,
         within its memory budget (waiting for room)."""
-        opened = open_image(data, self.max_pixels)
+        return self.preprocess_opened(open_image(data, self.max_pixels), data)
+
+    def preprocess_opened(self, opened: Opened, data: bytes) -> Preprocessed:
+        """`preprocess` for an image whose header `open_image` has read."""
         width, height = opened.size
         if self.budget is None or width * height <= SMALL_PIXELS:
             return preprocess_opened(opened, data)

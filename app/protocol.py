@@ -81,7 +81,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None
-        self._header_bytes = 0
         self._refusal: tuple[int, str, str] | None = None
         self._request_begun = False
         self._closing = False
@@ -142,8 +141,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Bytes of a request's head are counted as they arrive, before the parser sees them: it
-        gathers a header's value by concatenation, which costs seconds of CPU for a value of tens of
-        megabytes before any callback could refuse it."""
+        gathers a header's value by concatenation, at a cost growing with its length, before any
+        callback could refuse it."""
         if self._lingering:
             return  # a refused request's rest, dropped
         if self._in_head:
@@ -170,7 +169,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
         self._request_begun = True
         self._arm(self.limits.header_timeout, "headers")
 
@@ -179,18 +177,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             limit = self.limits.max_url_bytes
             self._refusal = (414, "uri_too_long", f"the request target is over the {limit}-byte limit")
             raise _Refused
-        self._count(len(url))
         super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
-    def _count(self, n: int) -> None:
-        self._header_bytes += n
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._refusal = self._too_large_head()
-            raise _Refused
 
     def on_headers_complete(self) -> None:
         self._in_head = False
