@@ -3,13 +3,30 @@
 Decoding an upload holds its pixels (and their grey copies) until it is done; the budget bounds
 what a worker's concurrent decodes hold together, whatever the images: a decode that does not fit
 waits on its thread until others finish. A reservation larger than the whole budget is cut to the
-budget, so it runs alone rather than never."""
+budget, so it runs alone rather than never. When the last decode holding a reservation finishes,
+the C allocator is asked to hand its free pages back to the system (glibc's `malloc_trim`): what
+a large decode freed in the middle of the heap would otherwise stay in the worker's RSS."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's `malloc_trim(0)`, or a no-op where the C library has none (musl, macOS)."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0)
+
+
+give_back_memory = _malloc_trim()
 
 
 class MemoryBudget:
@@ -29,4 +46,7 @@ class MemoryBudget:
         finally:
             with self._changed:
                 self.used -= size
+                idle = self.used == 0
                 self._changed.notify_all()
+            if idle:
+                give_back_memory()

@@ -7,7 +7,10 @@ status. Unless --no-attacks, the attacks of bench/attacks.py run beside them, in
 that send nothing, uploads trickling a byte a second, 8 MB headers, 5000x5000 transparent PNGs,
 batches of large no-ink JPEGs; each answer is checked too. Meanwhile it polls /health/ready and the
 workers' RSS. It prints one summary and exits non-zero on any 5xx, dropped connection, wrong
-answer, readiness failure or RSS growth over 50 MB after the first 10 s. Traffic goes to 127.0.0.1
+answer, readiness failure or RSS growth over 50 MB after the first 10 s. RSS is judged by its floor:
+the lowest sample of each whole 10 s window (the peaks are decodes in progress, the floor is what
+stays), and the growth is the workers' RSS 3 s after the load stops (before the service is
+stopped) against the floor of the first window after 10 s. Traffic goes to 127.0.0.1
 only and stops by itself.
 """
 
@@ -187,13 +190,21 @@ def main() -> int:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    time.sleep(3)
+    quiet = [memory_mb(pid)["rss"] for pid in children(server.pid)]
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
 
     total = sum(statuses.values())
     latencies.sort()
-    settled = [max(r) for t, r in rss_samples if r and t >= rss_samples[0][0] + 10]
-    growth = (settled[-1] - settled[0]) if len(settled) > 1 else 0.0
+    first = rss_samples[0][0]
+    settled = [(at - first, max(r)) for at, r in rss_samples if r and at >= first + 10]
+    windows: dict[int, float] = {}
+    for at, rss in settled:  # the floor of each 10 s window after the first
+        windows[int(at // 10)] = min(rss, windows.get(int(at // 10), rss))
+    last = int((settled[-1][0] if settled else 0) // 10)
+    floors = [windows[k] for k in sorted(windows) if k < last or len(windows) == 1]  # whole windows only
+    growth = max(quiet, default=0.0) - floors[0] if floors else 0.0
     five_xx = sum(n for s, n in statuses.items() if s >= 500)
     print(f"soak: {args.seconds:g} s at c={args.concurrency}, {args.workers} workers, ready in {ready_s:.2f} s")
     print(f"  requests {total} ({total / elapsed:.0f}/s), statuses {dict(sorted(statuses.items()))}")
@@ -206,8 +217,9 @@ def main() -> int:
     if attacks:
         print(f"  attacks beside them: {dict(sorted(attacks.items()))}")
     print(
-        f"  worker RSS MB: at 10 s {settled[0] if settled else 0:.0f}, end {settled[-1] if settled else 0:.0f}, "
-        f"max {max(settled, default=0):.0f}, growth after 10 s {growth:+.1f}"
+        f"  worker RSS MB (the larger worker): floor of each 10 s window {[round(f) for f in floors]}, "
+        f"max {max((r for _, r in settled), default=0):.0f}, 3 s after the load {[round(q) for q in quiet]}, "
+        f"growth (after the load, against the first floor) {growth:+.1f}"
     )
     failed = five_xx or dropped or wrong or ready_failures or growth > 50
     print("SOAK FAILED" if failed else "soak passed")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
+from app import budget as budget_module
 from app.budget import MemoryBudget
 
 
@@ -44,3 +47,18 @@ def test_a_reservation_larger_than_the_budget_runs_alone() -> None:
     with budget.reserve(10_000):
         assert budget.used == 100
     assert budget.used == 0
+
+
+def test_memory_is_given_back_when_the_last_decode_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(budget_module, "give_back_memory", lambda: calls.append(1))
+    budget = MemoryBudget(100)
+    with budget.reserve(30):
+        with budget.reserve(30):
+            pass
+        assert calls == []  # one decode still holds its pixels
+    assert calls == [1]
+
+
+def test_give_back_memory_runs_here() -> None:
+    budget_module.give_back_memory()  # glibc's malloc_trim on Linux, a no-op elsewhere: never raises
