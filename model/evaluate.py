@@ -26,7 +26,7 @@ from model.data import DataError, load_split
 from model.errors import PreprocessError
 from model.preprocess import preprocess
 
-LABEL_PATTERN = re.compile(r"^(?P<label>\d)[_-](?:(?P<kind>[A-Za-z0-9]+)[-_.])?")
+LABEL_PATTERN = re.compile(r"^(?P<label>\d)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 

@@ -1,13 +1,19 @@
 """Labelled upload-like images for evaluating the whole path: `python -m model.realworld OUT_DIR`.
 
-Five kinds, each written as `<digit>_<kind>_<n>.<ext>` (the name pattern `model.evaluate --images`
+Ten kinds, each written as `<digit>_<kind>_<n>.<ext>` (the name pattern `model.evaluate --images`
 reads labels from):
 
 - `ink`: dark pen on white paper, many sizes and positions, thin to thick strokes (PNG);
 - `canvas`: strokes on a transparent 280x280 canvas, as a browser drawing exports it (RGBA PNG);
 - `photo`: a phone photo of paper: uneven light, noise, blur, tilt, a table edge, JPEG artefacts;
 - `printed`: digits typeset in several fonts, weights and slants (PNG);
-- `framed`: MNIST digits as people re-upload them: enlarged, inverted, padded, as JPEG.
+- `framed`: MNIST digits as people re-upload them: enlarged, inverted, padded, as JPEG;
+- `lowres8`, `lowres16`: a coarse scan: reduced to 8..11 or 12..16 pixels a side with 16 or 17
+  grey levels, either filling the frame edge to edge or padded as in MNIST, enlarged 4-16x with
+  bilinear or nearest resampling, either polarity, PNG or JPEG;
+- `faint`: pencil-grey ink on off-white paper, low contrast, unevenly lit, a little noise;
+- `blurry`: out of focus, a Gaussian blur of sigma 1-4 px;
+- `thin-thick`: extremes of stroke width: hairlines and felt-tip strokes that nearly close loops.
 
 Handwritten shapes come from the MNIST *test* set (never trained on); printed ones from fonts.
 Needs scipy (the `realworld` extra, part of `dev`), which the service itself does not install.
@@ -26,7 +32,7 @@ from scipy import ndimage
 
 from model.data import load_split
 
-KINDS = ("ink", "canvas", "photo", "printed", "framed")
+KINDS = ("ink", "canvas", "photo", "printed", "framed", "lowres8", "lowres16", "faint", "blurry", "thin-thick")
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype"))
 FONT_NAMES = (
     "DejaVuSans.ttf",
@@ -158,6 +164,82 @@ def make_framed(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str
     return _png(img.convert("RGB") if rng.random() < 0.5 else img)
 
 
+def make_lowres(digit: np.ndarray, sides: tuple[int, int], rng: np.random.Generator) -> tuple[bytes, str]:
+    """A coarse scan: `digit` reduced to sides[0]..sides[1] px by box filter, 16 or 17 grey levels."""
+    if rng.random() < 0.5:  # the longer side filling the frame edge to edge, the aspect kept
+        rows, cols = np.nonzero(digit > 0)
+        digit = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        h, w = digit.shape
+        side = max(h, w)
+        frame = np.zeros((side, side), dtype=np.uint8)
+        frame[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = digit
+        digit = frame
+    n = int(rng.integers(sides[0], sides[1] + 1))
+    small = np.asarray(Image.fromarray(digit).resize((n, n), Image.Resampling.BOX), dtype=np.float32) / 255
+    levels = 16 if rng.random() < 0.5 else 17
+    small = np.round(small * (levels - 1)) / (levels - 1)
+    if rng.random() < 0.7:  # dark on light, as printed or scanned; else white on black, as stored
+        small = 1 - small
+    scale = int(rng.integers(4, 17))
+    method = Image.Resampling.BILINEAR if rng.random() < 0.5 else Image.Resampling.NEAREST
+    img = Image.fromarray((small * 255).round().astype(np.uint8), "L").resize((n * scale, n * scale), method)
+    return _jpeg(img, int(rng.integers(70, 95))) if rng.random() < 0.3 else _png(img)
+
+
+def make_faint(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """Pencil: grey ink (140-180) on off-white paper (215-240), lit unevenly, a little grain."""
+    w = int(rng.integers(80, 700))
+    h = int(w * rng.uniform(0.6, 1.6))
+    height = int(rng.uniform(0.35, 0.9) * min(w, h))
+    paper = np.ones((h, w), dtype=np.float32)
+    _paste(paper, _stroke_mask(digit, height, rng) * rng.uniform(0.75, 1.0), rng)
+    white, ink = rng.uniform(215, 240) / 255, rng.uniform(140, 180) / 255
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 1 + 0.06 * (xx / w - 0.5) * rng.uniform(-1, 1) + 0.06 * (yy / h - 0.5) * rng.uniform(-1, 1)
+    gray = light * (ink + (white - ink) * paper) + rng.normal(0, 0.012, (h, w)).astype(np.float32)
+    img = Image.fromarray((np.clip(gray, 0, 1) * 255).astype(np.uint8), "L")
+    return _jpeg(img, int(rng.integers(80, 95))) if rng.random() < 0.4 else _png(img)
+
+
+def make_blurry(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """Out of focus: a digit 60-250 px tall on paper, then a Gaussian blur of sigma 1-4 px."""
+    height = int(rng.integers(60, 251))
+    w, h = int(height / rng.uniform(0.4, 0.9)), int(height / rng.uniform(0.4, 0.9))
+    paper = np.ones((h, w), dtype=np.float32)
+    _paste(paper, _stroke_mask(digit, height, rng), rng)
+    ink, white = rng.uniform(0, 0.3), rng.uniform(0.8, 1.0)
+    img = Image.fromarray(((ink + (white - ink) * paper) * 255).astype(np.uint8), "L")
+    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(1, 4)))
+    return _jpeg(img, int(rng.integers(75, 95))) if rng.random() < 0.3 else _png(img)
+
+
+def make_thin_thick(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """Stroke width at the extremes: a hairline (1-2 px on a large digit) or a felt tip."""
+    w = int(rng.integers(120, 800))
+    h = int(w * rng.uniform(0.6, 1.6))
+    height = int(rng.uniform(0.4, 0.9) * min(w, h))
+    big = Image.fromarray(digit).resize((height * 28 // 20,) * 2, Image.Resampling.BICUBIC)
+    soft = np.asarray(big, dtype=np.float32) / 255
+    if rng.random() < 0.5:  # a hairline: the stroke eroded while it stays in one piece, 1-3 px left
+        core = soft > 0.5
+        pieces = ndimage.label(core)[1]
+        while True:
+            thinner = ndimage.binary_erosion(core)
+            if thinner.sum() < 0.4 * core.sum() or ndimage.label(thinner)[1] > pieces:
+                break
+            core = thinner
+        mask = (ndimage.binary_dilation(core) if rng.random() < 0.5 else core).astype(np.float32)
+    else:  # a felt tip: the stroke grown by a tenth of the digit's size
+        mask = ndimage.grey_dilation(soft, size=max(2, int(height * rng.uniform(0.06, 0.12))))
+        mask = np.clip((mask - 0.4) * 6, 0, 1)
+    rows, cols = np.nonzero(mask > 0.05)
+    mask = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    paper = np.ones((h, w), dtype=np.float32)
+    _paste(paper, mask, rng)
+    ink, white = rng.uniform(0, 0.3), rng.uniform(0.85, 1.0)
+    return _png(Image.fromarray(((ink + (white - ink) * paper) * 255).astype(np.uint8), "L"))
+
+
 def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path | None = None) -> int:
     """Write `per_kind` images of each kind into `out`; return how many were written."""
     rng = np.random.default_rng(seed)
@@ -171,6 +253,11 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
         "photo": lambda i: make_photo(images[i], rng),
         "printed": lambda i: make_printed(int(labels[i]), rng, fonts),
         "framed": lambda i: make_framed(images[i], rng),
+        "lowres8": lambda i: make_lowres(images[i], (8, 11), rng),
+        "lowres16": lambda i: make_lowres(images[i], (12, 16), rng),
+        "faint": lambda i: make_faint(images[i], rng),
+        "blurry": lambda i: make_blurry(images[i], rng),
+        "thin-thick": lambda i: make_thin_thick(images[i], rng),
     }
     n = 0
     for kind, make in makers.items():

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from model import data
+from model import data, realworld
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sha256_of
 from model.data import IdxFile, MnistSplit
 from model.evaluate import evaluate_images, evaluate_mnist, label_of
 from model.evaluate import main as evaluate_main
+from model.preprocess import preprocess
 from model.train import TrainConfig, augment, train
 from tests.helpers import draw_seven, encode
 from tests.test_data import idx_images, idx_labels
@@ -98,9 +99,21 @@ def test_evaluate_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_label_pattern() -> None:
     assert label_of(Path("7_photo_0012.jpg")) == (7, "photo")
     assert label_of(Path("3-canvas.png")) == (3, "canvas")
+    assert label_of(Path("4_thin-thick_0007.png")) == (4, "thin-thick")
+    assert label_of(Path("3-photo-1.jpg")) == (3, "photo")
     assert label_of(Path("5_.png")) == (5, "")
     assert label_of(Path("x7.png")) is None
     assert label_of(Path("17_a.png")) is None
+
+
+def test_realworld_writes_every_kind_labelled_and_readable(tmp_path: Path) -> None:
+    assert realworld.generate(tmp_path, per_kind=2, seed=3) == 2 * len(realworld.KINDS)
+    files = sorted(tmp_path.iterdir())
+    labels = [label_of(f) for f in files]
+    assert sorted({found[1] for found in labels if found}) == sorted(realworld.KINDS)
+    assert all(labels)
+    for f in files:
+        preprocess(f.read_bytes())  # every one is an image the service reads (no PreprocessError)
 
 
 def test_evaluate_image_folder_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
