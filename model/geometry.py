@@ -16,28 +16,47 @@ Box = tuple[int, int, int, int]
 #: training digits); strokes thinner than MIN are thickened to TARGET.
 MIN_STROKE_RATIO = 0.10
 TARGET_STROKE_RATIO = 0.13
+#: A stroke is a component of ink above WEAK that holds ink above STRONG (`keep_digit`); on an
+#: image with clutter about (a photo), above WEAK_CLUTTERED, so that a faint halo does not join
+#: the digit to a table edge.
+WEAK, STRONG, WEAK_CLUTTERED = 0.1, 0.5, 0.2
+#: A component touching the border with more than BORDER_SHARE of its pixels in the outer
+#: BORDER_BAND of the image (on each side) is clutter along the border.
+BORDER_BAND, BORDER_SHARE = 0.1, 0.6
 
 
 def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
-    """Zero what is not the digit: specks, and clutter touching the border (table edges, frames).
+    """Zero what is not the digit: specks, and clutter along the border (table edges, frames).
 
-    Without `border_clutter` (an image whose border is clean: what touches it is a stroke that
-    runs to the edge, not a table edge), only specks.
+    Thresholds decide what is kept, never a kept pixel's level: a stroke is a component of ink
+    above WEAK (WEAK_CLUTTERED with `border_clutter`) that holds some ink above STRONG, so the
+    fading side of a faint or blurred stroke stays with it (hysteresis). Components much smaller
+    than the largest are specks. Clutter (unless `border_clutter` is off: an image whose border is
+    clean) is a component that touches the border and lies mostly along it; a digit running off
+    the edge, or filling the frame edge to edge, reaches well inside and is kept.
     """
-    mask = ink > 0.5
-    parts = imageops.Components(mask)
-    if parts.count == 0:
+    parts = imageops.Components(ink > (WEAK_CLUTTERED if border_clutter else WEAK))
+    areas = parts.sums(ink > STRONG)  # the strong ink of each component
+    if parts.count == 0 or not areas.any():
         raise NoInk("no ink found")
-    if parts.count > 1:  # (one, the usual drawing, leaves nothing to choose)
-        areas = parts.areas
-        interior = ~parts.touches_border
-        if border_clutter and interior.any() and areas[interior].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
-            candidates = interior
-        else:
-            candidates = np.ones(parts.count, dtype=bool)
-        mask = parts.mask(candidates & (areas >= 0.1 * areas[candidates].max()))
-    kept: np.ndarray = ink * imageops.dilate_cross(imageops.dilate_cross(mask))
+    candidates = areas > 0
+    if border_clutter and parts.touches_border.any():
+        along = parts.touches_border & (parts.sums(_border_band(ink.shape)) > BORDER_SHARE * parts.areas)
+        inside = candidates & ~along
+        if inside.any() and areas[inside].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
+            candidates = inside
+    mask = parts.mask(candidates & (areas >= 0.1 * areas[candidates].max()))
+    kept: np.ndarray = ink * imageops.dilate_cross(mask)
     return kept
+
+
+def _border_band(shape: tuple[int, ...]) -> np.ndarray:
+    """The outer BORDER_BAND of the image on each side."""
+    h, w = shape
+    band = np.ones(shape, dtype=bool)
+    dy, dx = max(1, round(BORDER_BAND * h)), max(1, round(BORDER_BAND * w))
+    band[dy : h - dy, dx : w - dx] = False
+    return band
 
 
 def bbox(ink: np.ndarray, threshold: float = 0.05) -> Box:

@@ -3,6 +3,8 @@ opposite the strokes, so polarity can be decided afterwards."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -97,3 +99,38 @@ def shrink(gray: np.ndarray, side: int) -> np.ndarray:
         return gray
     small: np.ndarray = np.asarray(shrink_to(Image.fromarray(gray, mode="F"), side))
     return small
+
+
+def enlarge(gray: np.ndarray, below: int, to: int) -> np.ndarray:
+    """A float image whose longer side is under `below`, enlarged (bilinear, a whole factor) to at
+    least `to`: a digit of a few pixels a side is analysed as the smooth shape it stands for."""
+    longer = max(gray.shape)
+    if longer >= below:
+        return gray
+    k = -(-to // longer)
+    h, w = gray.shape
+    big: np.ndarray = np.asarray(Image.fromarray(gray, mode="F").resize((w * k, h * k), Image.Resampling.BILINEAR))
+    return big
+
+
+def unblock(gray: np.ndarray) -> np.ndarray:
+    """An image that is a small one enlarged by repeating pixels (nearest neighbour: every k x k
+    block one level, for a whole k of at least 2 and a grid of 4 to 64 blocks a side) is enlarged
+    again from that grid, bilinear: the digit's smooth shape rather than its staircase. Anything
+    else is returned as it is (one comparison of two rows and two columns settles most images)."""
+    h, w = gray.shape
+    common = math.gcd(h, w)
+    for k in range(common, 1, -1):
+        if common % k or not (4 <= h // k <= 64 and 4 <= w // k <= 64):
+            continue
+        if not (np.array_equal(gray[0], gray[1]) and np.array_equal(gray[:, 0], gray[:, 1])):
+            return gray  # not even the first block is one level
+        grid = gray[::k, ::k]
+        if np.array_equal(np.repeat(np.repeat(grid, k, axis=0), k, axis=1), gray):
+            smooth: np.ndarray = np.asarray(
+                Image.fromarray(np.ascontiguousarray(grid, dtype=np.float32), mode="F").resize(
+                    (w, h), Image.Resampling.BILINEAR
+                )
+            )
+            return smooth
+    return gray

@@ -28,12 +28,17 @@ def mean3(image: np.ndarray) -> np.ndarray:
 def median_filter(image: np.ndarray, size: int) -> np.ndarray:
     """scipy's median_filter(image, size, mode="nearest"): over each size x size window (placed as
     scipy places it, also for an even size), the element of rank size*size // 2."""
+    return rank_filter(image, size, size * size // 2)
+
+
+def rank_filter(image: np.ndarray, size: int, rank: int) -> np.ndarray:
+    """scipy's rank_filter(image, rank, size, mode="nearest"): over each size x size window, the
+    element of `rank` (0: the minimum)."""
     before = size // 2
     padded = np.pad(image, ((before, size - 1 - before), (before, size - 1 - before)), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(*image.shape, size * size)
-    rank = size * size // 2
-    median: np.ndarray = np.partition(windows, rank, axis=-1)[..., rank]
-    return median
+    ranked: np.ndarray = np.partition(windows, rank, axis=-1)[..., rank]
+    return ranked
 
 
 def nearest_outside(inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +152,16 @@ class Components:
         self.areas = np.bincount(self.component, weights=end - first, minlength=self.count).astype(np.int64)
         edge = (row == 0) | (row == height - 1) | (first == 0) | (end == width)
         self.touches_border = np.bincount(self.component, weights=edge, minlength=self.count) > 0
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Per component, the sum of `values` (an array of the mask's shape) over its pixels."""
+        height, width = self.shape
+        flat = np.zeros(1 + height * (width + 1), dtype=np.float64)
+        flat[1:].reshape(height, width + 1)[:, :width] = values
+        total = np.cumsum(flat)
+        per_run = total[self.ends] - total[self.starts]  # (a run covers flat[1 + start .. end])
+        sums: np.ndarray = np.bincount(self.component, weights=per_run, minlength=self.count)
+        return sums
 
     def mask(self, wanted: np.ndarray) -> np.ndarray:
         height, width = self.shape

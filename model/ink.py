@@ -13,6 +13,12 @@ from model.gray import shrink
 
 #: Below this spread between darkest and lightest (on 0-1), the image is blank.
 MIN_CONTRAST = 0.12
+#: Ink stands out from the paper's floor by at least this (on 0-1) and this many times its noise.
+MIN_STANDOUT, STANDOUT_NOISE = 0.03, 3.0
+#: Ink found above the paper's noise (when Otsu finds none) counts if it is this share of the image.
+MIN_INK_SHARE = 0.001
+#: The rank (as a share of the window) of the local level taken as the paper's: ink is bright.
+PAPER_RANK = 0.1
 #: Background spread (5th to 90th percentile, on 0-1) under which the light is taken as even.
 FLAT_BACKGROUND = 0.05
 
@@ -69,19 +75,23 @@ def _otsu_split(values: np.ndarray) -> tuple[float, float]:
 def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
     """The background level under every pixel (ink bright), for uneven light on photos.
 
-    A median over a third of the image at 48 px: strokes are a minority in most windows, so the
-    median is the paper. Windows where ink is the majority (a large bold digit) take the value of
-    the nearest window that is not.
+    Evenly lit when the paper's level, read as the darkest tenth of each ninth of the image, varies
+    by less than FLAT_BACKGROUND: then one level, the median of what lies below `threshold` (the
+    spread of those pixels would not do: on a coarse or blurred digit that fills the frame, much of
+    it is grey ink). Otherwise the darkest tenth (PAPER_RANK) of a window a third of the image wide
+    at 48 px: some paper shows in almost every window, so grey strokes and large digits are not
+    taken for it, as they were by a median. Windows that are all ink take the value of the nearest
+    window that is not.
     """
     h, w = ink.shape
     small = shrink(ink, 48)
     paper = small[small < threshold]
-    if paper.size:
-        p5, p50, p90 = _quantiles(paper, (5, 50, 90))
-        if p90 - p5 < FLAT_BACKGROUND:
-            return np.full_like(ink, p50)  # evenly lit: no need for the local median
+    if paper.size and _paper_spread(small, threshold) < FLAT_BACKGROUND:
+        return np.full_like(ink, _median(paper))  # evenly lit: no need for the local median
     window = max(3, max(small.shape) // 3)
-    level = imageops.median_filter(small, window)
+    share = float((small >= threshold).mean())  # of the image that is ink
+    rank = max(PAPER_RANK, (1 - 2 * share) / 2)  # the paper's median where ink is twice as dense
+    level = imageops.rank_filter(small, window, int(rank * (window * window - 1)))
     inked = level >= threshold
     if inked.all():
         return np.full_like(ink, _quantiles(ink, (5,))[0])
@@ -91,6 +101,16 @@ def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
         Image.fromarray(level.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR)
     )
     return background
+
+
+def _paper_spread(small: np.ndarray, threshold: float) -> float:
+    """How much the darkest tenth of each cell of a 3x3 grid over `small` (ink bright) varies,
+    over the cells where that tenth is paper (below `threshold`)."""
+    rows = np.array_split(np.arange(small.shape[0]), 3)
+    cols = np.array_split(np.arange(small.shape[1]), 3)
+    lows = [_quantiles(small[r[0] : r[-1] + 1, c[0] : c[-1] + 1], (10,))[0] for r in rows for c in cols]
+    paper = [low for low in lows if low < threshold]
+    return max(paper) - min(paper) if paper else 0.0
 
 
 def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
@@ -117,19 +137,55 @@ def _smoothed(gray: np.ndarray) -> np.ndarray:
     return smooth
 
 
-def _split(flat: np.ndarray) -> tuple[np.ndarray, float]:
-    """Otsu's split of a background-free image: the background's pixels and the ink's median level."""
-    t = _otsu(np.clip(flat, 0.0, 1.0))
-    background = flat[flat < t]
-    ink = flat[flat >= t]
+def _split(flat: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float]:
+    """A background-free image's background pixels, its paper (`_paper`: their floor and noise)
+    and the ink's median level.
+
+    Otsu's split over the image's own range of levels; where the ink is too small a share of the
+    image for Otsu to find it (a few faint strokes: the split falls inside the paper's noise and
+    the "ink" stands out from nothing), the ink is what lies STANDOUT_NOISE times the paper's
+    noise above the paper, as long as there is some.
+    """
+    low, high = float(flat.min()), max(float(flat.max()), float(flat.min()) + 1e-6)
+    t = low + (high - low) * _otsu((flat - low) * np.float32(1 / (high - low)))
+    background, ink = flat[flat < t], flat[flat >= t]
     if ink.size == 0 or background.size == 0:
         raise NoInk("the image is blank: no ink found")
-    return background, _median(ink)
+    paper, level = _paper(background), _median(ink)
+    if level - paper[0] < _standout(paper):
+        q16, q50 = _quantiles(flat, (16, 50))
+        t = q50 + STANDOUT_NOISE * (q50 - q16)
+        few = flat[flat > t]
+        if few.size >= MIN_INK_SHARE * flat.size:
+            background = flat[flat <= t]
+            paper, level = _paper(background), _median(few)
+    return background, paper, level
 
 
-def _stretch(sharp: np.ndarray, floor: float, level: float) -> np.ndarray:
-    """`sharp` (the unsmoothed image, background taken away) with `floor` at 0 and `level` at 1."""
-    if level - floor < MIN_CONTRAST / 2:
+def _standout(paper: tuple[float, float]) -> float:
+    """How far above the paper's floor ink must lie: MIN_STANDOUT, and STANDOUT_NOISE times its noise."""
+    return max(MIN_STANDOUT, STANDOUT_NOISE * paper[1])
+
+
+def _paper(background: np.ndarray) -> tuple[float, float]:
+    """The level below which a pixel is paper, and the paper's noise (one standard deviation).
+
+    The floor is the paper's median plus three times its noise, or the 99th percentile of
+    `background` where that is lower. The pixels below Otsu's threshold are mostly paper but also
+    the fading edges of strokes and, on a coarse or blurred image, whole stretches of grey ink; all
+    of those lie above the paper's level, so the noise is read from the paper's darker half alone
+    (the median less the 16th percentile), and grey ink stays grey.
+    """
+    q5, q30, q50, q99 = _quantiles(background, (5, 30, 50, 99))
+    noise = (q30 - q5) / 1.12  # the 5th to 30th percentiles of Gaussian noise: 1.12 deviations
+    return min(q99, q50 + 3.0 * noise), noise
+
+
+def _stretch(sharp: np.ndarray, paper: tuple[float, float], level: float) -> np.ndarray:
+    """`sharp` (the unsmoothed image, background taken away) with the paper's floor at 0 and
+    `level` at 1; NoInk unless the ink stands out (`_standout`)."""
+    floor = paper[0]
+    if level - floor < _standout(paper):
         raise NoInk("no ink stands out from the background")
     out: np.ndarray = np.clip((sharp - floor) / (level - floor), 0.0, 1.0).astype(np.float32)
     return out
@@ -143,9 +199,8 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         gray = 1.0 - gray
         smooth = 1.0 - smooth
     flat = smooth - _background(smooth, _otsu(smooth))
-    background, level = _split(flat)
-    floor = _quantiles(background, (99,))[0]
-    return _stretch(gray - (smooth - flat), floor, level)
+    _, paper, level = _split(flat)
+    return _stretch(gray - (smooth - flat), paper, level)
 
 
 def clean_ink_map(gray: np.ndarray, paper: float) -> np.ndarray:
@@ -160,11 +215,11 @@ def clean_ink_map(gray: np.ndarray, paper: float) -> np.ndarray:
     low, high = float(smooth.min()), float(smooth.max())
     if paper - low > high - paper:  # dark ink on light paper: make it white on black
         gray, smooth, paper = 1.0 - gray, 1.0 - smooth, 1.0 - paper
-    background, level = _split(smooth - paper)
-    spread_low, spread_high, floor = _quantiles(background, (5, 90, 99))
+    background, noise_floor, level = _split(smooth - paper)
+    spread_low, spread_high = _quantiles(background, (5, 90))
     if spread_high - spread_low >= FLAT_BACKGROUND:
         return ink_map(given)
-    return _stretch(gray - paper, floor, level)
+    return _stretch(gray - paper, noise_floor, level)
 
 
 def border_level(gray: np.ndarray) -> float | None:

@@ -4,12 +4,15 @@ The recipe, each step in its own module:
 
 1. decode safely (`model.decode`): header and pixel cap first, then the first frame, upright;
 2. an image that is already MNIST-like (28x28, white ink centred on black) passes through;
-3. otherwise grey levels at a working size (`model.gray`), and the ink map (`model.ink`): on a
-   clean background (a canvas, a scan: the border is one even level) straight from an image
-   reduced to ANALYSIS_SIDE; on anything else (a photo) from the WORK_SIDE image, with the
-   paper's uneven light taken away;
-4. the digit kept, cropped, thickened, fitted into 20x20 and centred by mass (`model.geometry`);
-   a digit found small (under REFINE_BELOW / ANALYSIS_SIDE of the image) is cut out of the
+3. otherwise grey levels at a working size (`model.gray`; an image smaller than MNIST's 28
+   pixels enlarged first), and the ink map (`model.ink`), a continuous intensity: the paper's
+   level taken away and the contrast stretched, grey ink kept grey. On a clean background (a
+   canvas, a scan: the border is one even level) straight from an image reduced to
+   ANALYSIS_SIDE; on anything else (a photo) from the WORK_SIDE image, with the paper's uneven
+   light taken away;
+4. the digit kept (`model.geometry`: thresholds and components decide which strokes are kept,
+   never a kept pixel's level), cropped, thin strokes thickened, fitted into 20x20 and centred by
+   mass; a digit found small (under REFINE_BELOW / ANALYSIS_SIDE of the image) is cut out of the
    working image and looked at again, closer.
 """
 
@@ -24,7 +27,7 @@ from PIL import Image
 from model.contract import SIZE, to_tensor
 from model.decode import DEFAULT_MAX_PIXELS, Opened, load, open_image
 from model.geometry import Box, bbox, keep_digit, model_input, passes_through
-from model.gray import shrink, to_gray
+from model.gray import enlarge, shrink, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map
 
 #: Working resolution: larger images are reduced to this longer side before analysis.
@@ -34,6 +37,9 @@ WORK_SIDE = 256
 #: there, it is cut out of the working image and looked at again.
 ANALYSIS_SIDE = 128
 REFINE_BELOW = 64
+#: Images smaller than MNIST's own 28 pixels (a coarse scan, 8x8 digits) are enlarged to at least
+#: ENLARGE_TO before analysis.
+ENLARGE_TO = 64
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def _from_image(img: Image.Image) -> Preprocessed:
     if max(img.size) > ANALYSIS_SIDE:
         # the clean lane straight from an image made at ANALYSIS_SIDE: a canvas or a scan never
         # needs the working-resolution copy
-        coarse = to_gray(img, ANALYSIS_SIDE, blocks=True)
+        coarse = unblock(to_gray(img, ANALYSIS_SIDE, blocks=True))
         paper = border_level(coarse)
         if paper is not None:
             ink, box = _clean_digit(coarse, paper)
@@ -92,6 +98,7 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     same = passes_through(gray)
     if same is not None:
         return same, True
+    gray = enlarge(unblock(gray), SIZE, ENLARGE_TO)
     coarse = shrink(gray, ANALYSIS_SIDE)
     paper = border_level(coarse)
     if paper is None:  # a photo: uneven light, noise, a table; it needs the detail

@@ -192,7 +192,7 @@ def make_faint(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]
     h = int(w * rng.uniform(0.6, 1.6))
     height = int(rng.uniform(0.35, 0.9) * min(w, h))
     paper = np.ones((h, w), dtype=np.float32)
-    _paste(paper, _stroke_mask(digit, height, rng) * rng.uniform(0.75, 1.0), rng)
+    _paste(paper, _stroke_mask(digit, height, rng), rng)
     white, ink = rng.uniform(215, 240) / 255, rng.uniform(140, 180) / 255
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     light = 1 + 0.06 * (xx / w - 0.5) * rng.uniform(-1, 1) + 0.06 * (yy / h - 0.5) * rng.uniform(-1, 1)

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from model.contract import BOX, COM_TARGET
-from model.geometry import fit_and_centre
+from model.geometry import STRONG, WEAK, WEAK_CLUTTERED, fit_and_centre, keep_digit
 
 
 def test_centring_matches_scipys_center_of_mass() -> None:
@@ -19,3 +19,37 @@ def test_centring_matches_scipys_center_of_mass() -> None:
         assert abs(cx - COM_TARGET[1]) <= 0.5 + 1e-6
         assert out.max() == 1.0
         assert max(np.flatnonzero(out.any(0)).size, np.flatnonzero(out.any(1)).size) == BOX
+
+
+def test_a_digit_filling_the_frame_is_not_border_clutter() -> None:
+    """A coarse 2 reaching three edges and a loose piece inside: the 2 is the digit (it was dropped
+    as clutter because something inside the frame existed)."""
+    ink = np.zeros((64, 64), dtype=np.float32)
+    ink[0:12, 4:60] = 1.0  # along the top, running off it
+    ink[0:40, 48:60] = 1.0  # down the right side
+    ink[40:64, 4:16] = 1.0  # and off the bottom
+    ink[30:42, 4:60] = 1.0
+    ink[16:28, 18:30] = 1.0  # a loose piece inside
+    kept = keep_digit(ink)
+    assert kept[5, 30] == 1.0
+    assert kept[60, 10] == 1.0
+
+
+def test_a_table_edge_along_the_border_is_clutter() -> None:
+    ink = np.zeros((96, 128), dtype=np.float32)
+    ink[:, :6] = 1.0  # a dark table edge along the left of a photo
+    ink[20:76, 50:60] = 1.0  # the digit
+    kept = keep_digit(ink)
+    assert kept[:, :6].max() == 0.0
+    assert kept[40, 55] == 1.0
+
+
+def test_the_faint_side_of_a_stroke_stays_with_it() -> None:
+    """Hysteresis: a stroke's pixels above WEAK are kept whole when the stroke holds ink above
+    STRONG (the lighter half of a 0 was cut at 0.5 and the 0 became a C)."""
+    yy, xx = np.mgrid[-32:32, -32:32]
+    ring = (np.abs(np.hypot(yy, xx) - 20) < 4).astype(np.float32)
+    ink = ring * np.where(xx < 0, 1.0, 0.3).astype(np.float32)
+    kept = keep_digit(ink)
+    assert np.array_equal(kept, ink)
+    assert WEAK < WEAK_CLUTTERED < 0.3 < STRONG

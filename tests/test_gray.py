@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from model.errors import UnsupportedImage
-from model.gray import to_gray
+from model.gray import enlarge, to_gray, unblock
 from tests.helpers import draw_seven
 
 
@@ -48,3 +48,30 @@ def test_a_large_image_is_read_at_the_working_size_as_before_within_a_grey_level
     exact = np.asarray(img.convert("F").resize(lean.shape[::-1], Image.Resampling.BOX)) / 255
     assert lean.shape == (192, 256)
     assert np.abs(lean - exact).max() <= 1 / 255  # 8-bit resampling rounds its fixed-point sums
+
+
+def test_a_pixel_enlarged_image_is_enlarged_again_smoothly() -> None:
+    grid = np.random.default_rng(3).random((8, 8)).astype(np.float32)
+    blocky = np.repeat(np.repeat(grid, 12, axis=0), 12, axis=1)
+    smooth = unblock(blocky)
+    expected = np.asarray(Image.fromarray(grid, mode="F").resize((96, 96), Image.Resampling.BILINEAR))
+    assert np.array_equal(smooth, expected)
+
+
+def test_other_images_are_not_unblocked() -> None:
+    rng = np.random.default_rng(4)
+    photo = rng.random((96, 96)).astype(np.float32)
+    assert unblock(photo) is photo
+    almost = np.repeat(np.repeat(rng.random((8, 8)).astype(np.float32), 12, axis=0), 12, axis=1)
+    almost[50, 50] += 0.01  # one pixel off its block
+    assert unblock(almost) is almost
+    canvas = np.zeros((280, 280), dtype=np.float32)  # blank rows and columns at the border
+    canvas[100:180, 120:140] = 1.0
+    canvas[100, 121] = 0.5
+    assert unblock(canvas) is canvas
+
+
+def test_a_tiny_image_is_enlarged_by_a_whole_factor() -> None:
+    tiny = np.random.default_rng(5).random((8, 6)).astype(np.float32)
+    assert enlarge(tiny, 28, 64).shape == (64, 48)
+    assert enlarge(np.zeros((28, 10), np.float32), 28, 64).shape == (28, 10)

@@ -106,3 +106,21 @@ def test_the_service_does_not_import_scipy() -> None:
     code = "import sys, app.main; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("rank", [0, 3, 12])
+def test_rank_filter_is_scipys(rank: int) -> None:
+    image = np.random.default_rng(rank).random((36, 48), dtype=np.float32)
+    expected = ndimage.rank_filter(image, rank, size=5, mode="nearest")
+    assert np.array_equal(imageops.rank_filter(image, 5, rank), expected)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_component_sums_are_scipys(shape: tuple[int, int]) -> None:
+    values = np.random.default_rng(7).random(shape)
+    for mask in _masks(shape):
+        parts = imageops.Components(mask)
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+        expected = ndimage.sum(values, labels, range(1, count + 1))
+        assert parts.count == count
+        assert np.allclose(sorted(parts.sums(values)), sorted(expected))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from model import ink
+from model.errors import NoInk
 from model.ink import _otsu_split, border_level, clean_ink_map, ink_map
 from tests.helpers import draw_seven
 
@@ -49,3 +50,41 @@ def test_otsu_fraction_is_the_share_below_the_threshold() -> None:
         threshold, below = _otsu_split(values)
         assert below == float((values < threshold).mean())
         assert 0 < threshold <= 1
+
+
+def test_grey_ink_stays_grey_where_it_is_a_large_share_of_the_image() -> None:
+    """A coarse digit filling its frame: as much grey ink as paper below Otsu's threshold. The
+    paper's noise, not the grey ink's spread, sets the floor (it was the 99th percentile of
+    everything below the threshold, and the grey strokes came out black)."""
+    gray = np.ones((64, 64), dtype=np.float32)
+    gray[8:56, 8:20] = 0.0  # a black stroke
+    gray[8:56, 30:44] = 0.7  # a grey one, as wide
+    out = ink_map(gray)
+    assert out[30, 12] == pytest.approx(1.0)
+    assert out[30, 36] > 0.2
+    assert out[30, 52] == 0.0
+
+
+def test_uneven_light_is_taken_away() -> None:
+    """Light falling off across a sheet of paper: the paper's level is read locally (from the
+    darkest tenth of each window, ink bright) and taken away; the stroke stays."""
+    xx = np.linspace(0, 1, 96, dtype=np.float32)[None, :].repeat(96, axis=0)
+    paper = 0.95 - 0.3 * xx  # 0.95 at the left edge, 0.65 at the right
+    gray = paper.copy()
+    gray[10:86, 40:56] = paper[10:86, 40:56] - 0.45  # a stroke across the middle
+    out = ink_map(gray)
+    assert out[48, 48] > 0.8
+    assert out[48, 5] < 0.05
+    assert out[48, 90] < 0.05
+
+
+def test_a_few_faint_strokes_on_grainy_paper_are_found() -> None:
+    """Pencil on grainy paper, the stroke 0.3% of the image, is found; grain alone is not ink."""
+    rng = np.random.default_rng(8)
+    gray = (0.85 + rng.normal(0, 0.012, (256, 256))).astype(np.float32)
+    gray[100:160, 120:123] = 0.68
+    out = ink_map(gray)
+    assert out[100:160, 121].min() > 0.8
+    assert (out > 0.5).mean() < 0.01  # the grain stays paper
+    with pytest.raises(NoInk):
+        ink_map((0.85 + rng.normal(0, 0.05, (256, 256))).astype(np.float32))  # grain alone: no ink
