@@ -36,27 +36,24 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
     the edge, or filling the frame edge to edge, reaches well inside and is kept.
     """
     parts = imageops.Components(ink > (WEAK_CLUTTERED if border_clutter else WEAK))
-    areas = parts.sums(ink > STRONG)  # the strong ink of each component
+    component, rows, cols = parts.pixels()
+    areas = np.bincount(component, weights=ink[rows, cols] > STRONG, minlength=parts.count)  # strong ink
     if parts.count == 0 or not areas.any():
         raise NoInk("no ink found")
     candidates = areas > 0
     if border_clutter and parts.touches_border.any():
-        along = parts.touches_border & (parts.sums(_border_band(ink.shape)) > BORDER_SHARE * parts.areas)
+        h, w = ink.shape
+        dy, dx = max(1, round(BORDER_BAND * h)), max(1, round(BORDER_BAND * w))
+        band = (rows < dy) | (rows >= h - dy) | (cols < dx) | (cols >= w - dx)
+        along = parts.touches_border & (
+            np.bincount(component, weights=band, minlength=parts.count) > BORDER_SHARE * parts.areas
+        )
         inside = candidates & ~along
         if inside.any() and areas[inside].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
             candidates = inside
     mask = parts.mask(candidates & (areas >= 0.1 * areas[candidates].max()))
     kept: np.ndarray = ink * imageops.dilate_cross(mask)
     return kept
-
-
-def _border_band(shape: tuple[int, ...]) -> np.ndarray:
-    """The outer BORDER_BAND of the image on each side."""
-    h, w = shape
-    band = np.ones(shape, dtype=bool)
-    dy, dx = max(1, round(BORDER_BAND * h)), max(1, round(BORDER_BAND * w))
-    band[dy : h - dy, dx : w - dx] = False
-    return band
 
 
 def bbox(ink: np.ndarray, threshold: float = 0.05) -> Box:

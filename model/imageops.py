@@ -153,14 +153,19 @@ class Components:
         edge = (row == 0) | (row == height - 1) | (first == 0) | (end == width)
         self.touches_border = np.bincount(self.component, weights=edge, minlength=self.count) > 0
 
+    def pixels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pixel of the mask as (its component, its row, its column): what per-component sums
+        over the image need, at the cost of the mask's pixels rather than the whole image's."""
+        stride = self.shape[1] + 1
+        lengths = self.ends - self.starts
+        first = np.repeat(self.starts - (np.cumsum(lengths) - lengths), lengths)
+        flat = first + np.arange(first.size)  # each pixel's index in the padded flat layout
+        return np.repeat(self.component, lengths), flat // stride, flat % stride
+
     def sums(self, values: np.ndarray) -> np.ndarray:
         """Per component, the sum of `values` (an array of the mask's shape) over its pixels."""
-        height, width = self.shape
-        flat = np.zeros(1 + height * (width + 1), dtype=np.float64)
-        flat[1:].reshape(height, width + 1)[:, :width] = values
-        total = np.cumsum(flat)
-        per_run = total[self.ends] - total[self.starts]  # (a run covers flat[1 + start .. end])
-        sums: np.ndarray = np.bincount(self.component, weights=per_run, minlength=self.count)
+        component, rows, cols = self.pixels()
+        sums: np.ndarray = np.bincount(component, weights=values[rows, cols], minlength=self.count)
         return sums
 
     def mask(self, wanted: np.ndarray) -> np.ndarray:

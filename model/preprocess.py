@@ -80,16 +80,21 @@ def _from_image(img: Image.Image) -> Preprocessed:
         same = passes_through(np.asarray(img).astype(np.float32) / np.float32(255))
         if same is not None:
             return Preprocessed(image=same, fast_path=True)
+    # an image up to the working size may be a few pixels enlarged by repeating them (`unblock`)
+    small = max(img.size) <= WORK_SIDE
     if max(img.size) > ANALYSIS_SIDE:
         # the clean lane straight from an image made at ANALYSIS_SIDE: a canvas or a scan never
         # needs the working-resolution copy
-        coarse = unblock(to_gray(img, ANALYSIS_SIDE, blocks=True))
+        coarse = to_gray(img, ANALYSIS_SIDE, blocks=True)
+        coarse = unblock(coarse) if small else coarse
         paper = border_level(coarse)
         if paper is not None:
             ink, box = _clean_digit(coarse, paper)
-            if _big_enough(box, ink.shape):
-                return Preprocessed(image=model_input(ink, box), fast_path=False)
-    image, fast = mnistify(to_gray(img, WORK_SIDE))
+            if not _big_enough(box, ink.shape):  # found small: a closer look at the working size
+                ink, box = _closer(to_gray(img, WORK_SIDE), coarse.shape, box)
+            return Preprocessed(image=model_input(ink, box), fast_path=False)
+    gray = to_gray(img, WORK_SIDE)
+    image, fast = mnistify(unblock(gray) if small else gray)
     return Preprocessed(image=image, fast_path=fast)
 
 
@@ -98,7 +103,7 @@ def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     same = passes_through(gray)
     if same is not None:
         return same, True
-    gray = enlarge(unblock(gray), SIZE, ENLARGE_TO)
+    gray = enlarge(gray, SIZE, ENLARGE_TO)
     coarse = shrink(gray, ANALYSIS_SIDE)
     paper = border_level(coarse)
     if paper is None:  # a photo: uneven light, noise, a table; it needs the detail
