@@ -35,7 +35,13 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
     clean) is a component that touches the border and lies mostly along it; a digit running off
     the edge, or filling the frame edge to edge, reaches well inside and is kept.
     """
-    parts = imageops.Components(ink > (WEAK_CLUTTERED if border_clutter else WEAK))
+    weak = ink > (WEAK_CLUTTERED if border_clutter else WEAK)
+    parts = imageops.Components(weak)
+    if parts.count == 1:  # one stroke, the usual drawing: nothing to choose
+        if float(ink.max()) <= STRONG:
+            raise NoInk("no ink found")
+        one: np.ndarray = ink * imageops.dilate_cross(weak)
+        return one
     component, rows, cols = parts.pixels()
     areas = np.bincount(component, weights=ink[rows, cols] > STRONG, minlength=parts.count)  # strong ink
     if parts.count == 0 or not areas.any():

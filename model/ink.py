@@ -4,6 +4,8 @@ border is one even level (a canvas, a scan), `ink_map` for anything else (photos
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image
 
@@ -143,55 +145,66 @@ def _smoothed(gray: np.ndarray) -> np.ndarray:
     return smooth
 
 
-def _split(flat: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float]:
-    """A background-free image's background pixels, its paper (`_paper`: their floor and noise)
-    and the ink's median level.
+def _split(flat: np.ndarray) -> tuple[Paper, float]:
+    """A background-free image's paper (`_paper`) and the ink's median level.
 
     Otsu's split over the image's own range of levels; where the ink is too small a share of the
     image for Otsu to find it (a few faint strokes: the split falls inside the paper's noise and
     the "ink" stands out from nothing), the ink is what lies STANDOUT_NOISE times the paper's
     noise above the paper, as long as there is some.
     """
-    low, high = float(flat.min()), max(float(flat.max()), float(flat.min()) + 1e-6)
-    t = low + (high - low) * _otsu((flat - low) * np.float32(1 / (high - low)))
+    low, high = float(flat.min()), float(flat.max())
+    if low >= 0.0 and high <= 1.0 and high - low >= 0.5:  # a wide range already in [0, 1]
+        t = _otsu(flat)
+    else:
+        high = max(high, low + 1e-6)
+        t = low + (high - low) * _otsu((flat - low) * np.float32(1 / (high - low)))
     background, ink = flat[flat < t], flat[flat >= t]
     if ink.size == 0 or background.size == 0:
         raise NoInk("the image is blank: no ink found")
     paper, level = _paper(background), _median(ink)
-    if level - paper[0] < _standout(paper):
+    if level - paper.floor < _standout(paper):
         q16, q50 = _quantiles(flat, (16, 50))
         t = q50 + STANDOUT_NOISE * (q50 - q16)
         few = flat[flat > t]
         if few.size >= MIN_INK_SHARE * flat.size:
-            background = flat[flat <= t]
-            paper, level = _paper(background), _median(few)
-    return background, paper, level
+            paper, level = _paper(flat[flat <= t]), _median(few)
+    return paper, level
 
 
-def _standout(paper: tuple[float, float]) -> float:
+def _standout(paper: Paper) -> float:
     """How far above the paper's floor ink must lie: MIN_STANDOUT, and STANDOUT_NOISE times its noise."""
-    return max(MIN_STANDOUT, STANDOUT_NOISE * paper[1])
+    return max(MIN_STANDOUT, STANDOUT_NOISE * paper.noise)
 
 
-def _paper(background: np.ndarray) -> tuple[float, float]:
-    """The level below which a pixel is paper, and the paper's noise (one standard deviation).
+class Paper(NamedTuple):
+    """What a background-free image's paper is: the level below which a pixel is paper, its
+    noise (one standard deviation) and its spread (5th to 90th percentile)."""
+
+    floor: float
+    noise: float
+    spread: float
+
+
+def _paper(background: np.ndarray) -> Paper:
+    """The paper under `background`, the pixels below the ink's threshold.
 
     The floor is the paper's median plus three times its noise, or the 99th percentile of
-    `background` where that is lower. The pixels below Otsu's threshold are mostly paper but also
-    the fading edges of strokes and, on a coarse or blurred image, whole stretches of grey ink; all
-    of those lie above the paper's level, so the noise is read from the paper's darker half alone
-    (the median less the 16th percentile), and grey ink stays grey.
+    `background` where that is lower. Those pixels are mostly paper but also the fading edges of
+    strokes and, on a coarse or blurred image, whole stretches of grey ink; all of those lie above
+    the paper's level, so the noise is read from the paper's darker part alone (the 5th to 30th
+    percentiles), and grey ink stays grey.
     """
     sample = background[:: max(1, background.size // PAPER_SAMPLE)]  # every n-th: enough for levels
-    q5, q30, q50, q99 = _quantiles(sample, (5, 30, 50, 99))
+    q5, q30, q50, q90, q99 = _quantiles(sample, (5, 30, 50, 90, 99))
     noise = (q30 - q5) / 1.12  # the 5th to 30th percentiles of Gaussian noise: 1.12 deviations
-    return min(q99, q50 + 3.0 * noise), noise
+    return Paper(min(q99, q50 + 3.0 * noise), noise, q90 - q5)
 
 
-def _stretch(sharp: np.ndarray, paper: tuple[float, float], level: float) -> np.ndarray:
+def _stretch(sharp: np.ndarray, paper: Paper, level: float) -> np.ndarray:
     """`sharp` (the unsmoothed image, background taken away) with the paper's floor at 0 and
     `level` at 1; NoInk unless the ink stands out (`_standout`)."""
-    floor = paper[0]
+    floor = paper.floor
     if level - floor < _standout(paper):
         raise NoInk("no ink stands out from the background")
     out: np.ndarray = np.clip((sharp - floor) / (level - floor), 0.0, 1.0).astype(np.float32)
@@ -206,7 +219,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         gray = 1.0 - gray
         smooth = 1.0 - smooth
     flat = smooth - _background(smooth, _otsu(smooth))
-    _, paper, level = _split(flat)
+    paper, level = _split(flat)
     return _stretch(gray - (smooth - flat), paper, level)
 
 
@@ -222,11 +235,10 @@ def clean_ink_map(gray: np.ndarray, paper: float) -> np.ndarray:
     low, high = float(smooth.min()), float(smooth.max())
     if paper - low > high - paper:  # dark ink on light paper: make it white on black
         gray, smooth, paper = 1.0 - gray, 1.0 - smooth, 1.0 - paper
-    background, noise_floor, level = _split(smooth - paper)
-    spread_low, spread_high = _quantiles(background, (5, 90))
-    if spread_high - spread_low >= FLAT_BACKGROUND:
+    found, level = _split(smooth - paper)
+    if found.spread >= FLAT_BACKGROUND:
         return ink_map(given)
-    return _stretch(gray - paper, noise_floor, level)
+    return _stretch(gray - paper, found, level)
 
 
 def border_level(gray: np.ndarray) -> float | None:
