@@ -23,6 +23,7 @@ WEAK, STRONG, WEAK_CLUTTERED = 0.1, 0.5, 0.2
 #: A component touching the border with more than BORDER_SHARE of its pixels in the outer
 #: BORDER_BAND of the image (on each side) is clutter along the border.
 BORDER_BAND, BORDER_SHARE = 0.1, 0.6
+INTERIOR_SHARE = 0.15
 
 
 def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
@@ -54,9 +55,13 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
         along = parts.touches_border & (
             np.bincount(component, weights=band, minlength=parts.count) > BORDER_SHARE * parts.areas
         )
-        inside = candidates & ~along
-        if inside.any() and areas[inside].max() >= max(0.05 * areas.max(), 0.001 * ink.size):
-            candidates = inside
+        interior = candidates & ~parts.touches_border
+        reaching = candidates & parts.touches_border & ~along  # off the edge, or filling the frame
+        enough = max(0.05 * areas.max(), 0.001 * ink.size)
+        if interior.any() and areas[interior].max() >= max(enough, INTERIOR_SHARE * areas[reaching].max(initial=0)):
+            candidates = interior
+        elif (candidates & ~along).any() and areas[candidates & ~along].max() >= enough:
+            candidates = candidates & ~along
     mask = parts.mask(candidates & (areas >= 0.1 * areas[candidates].max()))
     kept: np.ndarray = ink * imageops.dilate_cross(mask)
     return kept

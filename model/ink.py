@@ -15,8 +15,11 @@ from model.gray import shrink
 
 #: Below this spread between darkest and lightest (on 0-1), the image is blank.
 MIN_CONTRAST = 0.12
-#: Ink stands out from the paper's floor by at least this (on 0-1) and this many times its noise.
-MIN_STANDOUT, STANDOUT_NOISE = 0.03, 3.0
+#: Ink stands out from the paper's floor by this many times its noise, and by MIN_STANDOUT to
+#: MAX_STANDOUT (on 0-1).
+STANDOUT_NOISE, MIN_STANDOUT, MAX_STANDOUT = 3.0, 0.03, 0.06
+#: A background-free image spanning less than this is faint: Otsu's bins go over its own range.
+WIDE_RANGE = 0.5
 #: Ink found above the paper's noise (when Otsu finds none) counts if it is this share of the image.
 MIN_INK_SHARE = 0.001
 #: The rank (as a share of the window) of the local level taken as the paper's: ink is bright.
@@ -154,9 +157,9 @@ def _split(flat: np.ndarray) -> tuple[Paper, float]:
     noise above the paper, as long as there is some.
     """
     low, high = float(flat.min()), float(flat.max())
-    if low >= 0.0 and high <= 1.0 and high - low >= 0.5:  # a wide range already in [0, 1]
-        t = _otsu(flat)
-    else:
+    if high - low >= WIDE_RANGE:  # Otsu's 64 bins over [0, 1] resolve it
+        t = _otsu(np.clip(flat, 0.0, 1.0) if low < 0.0 or high > 1.0 else flat)
+    else:  # faint: the bins over its own range
         high = max(high, low + 1e-6)
         t = low + (high - low) * _otsu((flat - low) * np.float32(1 / (high - low)))
     background, ink = flat[flat < t], flat[flat >= t]
@@ -173,8 +176,10 @@ def _split(flat: np.ndarray) -> tuple[Paper, float]:
 
 
 def _standout(paper: Paper) -> float:
-    """How far above the paper's floor ink must lie: MIN_STANDOUT, and STANDOUT_NOISE times its noise."""
-    return max(MIN_STANDOUT, STANDOUT_NOISE * paper.noise)
+    """How far above the paper's floor ink must lie: STANDOUT_NOISE times its noise, within
+    MIN_STANDOUT and MAX_STANDOUT (the noise read from a background with a table or a shadow in it
+    would otherwise refuse a plain digit)."""
+    return min(MAX_STANDOUT, max(MIN_STANDOUT, STANDOUT_NOISE * paper.noise))
 
 
 class Paper(NamedTuple):

@@ -53,3 +53,15 @@ def test_the_faint_side_of_a_stroke_stays_with_it() -> None:
     kept = keep_digit(ink)
     assert np.array_equal(kept, ink)
     assert WEAK < WEAK_CLUTTERED < 0.3 < STRONG
+
+
+def test_a_line_reaching_in_from_the_border_is_dropped_beside_a_digit_inside() -> None:
+    """The slanted edge of a photographed sheet runs in from the border (not along it); with a
+    digit of comparable size inside, the digit is what is kept."""
+    ink = np.zeros((128, 128), dtype=np.float32)
+    for x in range(128):  # a 2 px line from the top edge down to row 40
+        ink[x * 40 // 128 : x * 40 // 128 + 2, x] = 1.0
+    ink[60:110, 60:68] = 1.0  # the digit, a 1
+    kept = keep_digit(ink)
+    assert kept[80, 64] == 1.0
+    assert kept[:44].max() == 0.0
