@@ -148,13 +148,23 @@ def _smoothed(gray: np.ndarray) -> np.ndarray:
     return smooth
 
 
+class Paper(NamedTuple):
+    """What a background-free image's paper is: the level below which a pixel is paper, its
+    noise (one standard deviation) and its spread (5th to 90th percentile)."""
+
+    floor: float
+    noise: float
+    spread: float
+
+
 def _split(flat: np.ndarray) -> tuple[Paper, float]:
     """A background-free image's paper (`_paper`) and the ink's median level.
 
-    Otsu's split over the image's own range of levels; where the ink is too small a share of the
-    image for Otsu to find it (a few faint strokes: the split falls inside the paper's noise and
-    the "ink" stands out from nothing), the ink is what lies STANDOUT_NOISE times the paper's
-    noise above the paper, as long as there is some.
+    Otsu's split (for a faint image, spanning under WIDE_RANGE, with its 64 bins over the image's
+    own range of levels). Where the ink is too small a share of the image for Otsu to find it (a
+    few faint strokes: the split falls inside the paper's noise and the "ink" stands out from
+    nothing), the ink is what lies STANDOUT_NOISE times the paper's noise above the paper, as long
+    as there is some.
     """
     low, high = float(flat.min()), float(flat.max())
     if high - low >= WIDE_RANGE:  # Otsu's 64 bins over [0, 1] resolve it
@@ -180,15 +190,6 @@ def _standout(paper: Paper) -> float:
     MIN_STANDOUT and MAX_STANDOUT (the noise read from a background with a table or a shadow in it
     would otherwise refuse a plain digit)."""
     return min(MAX_STANDOUT, max(MIN_STANDOUT, STANDOUT_NOISE * paper.noise))
-
-
-class Paper(NamedTuple):
-    """What a background-free image's paper is: the level below which a pixel is paper, its
-    noise (one standard deviation) and its spread (5th to 90th percentile)."""
-
-    floor: float
-    noise: float
-    spread: float
 
 
 def _paper(background: np.ndarray) -> Paper:
