@@ -23,6 +23,8 @@ WEAK, STRONG, WEAK_CLUTTERED = 0.1, 0.5, 0.2
 #: A component touching the border with more than BORDER_SHARE of its pixels in the outer
 #: BORDER_BAND of the image (on each side) is clutter along the border.
 BORDER_BAND, BORDER_SHARE = 0.1, 0.6
+#: A component inside the image, at least INTERIOR_SHARE of the largest one reaching in from the
+#: border, is the digit and those reaching in are clutter (the slanted edge of a photographed sheet).
 INTERIOR_SHARE = 0.15
 
 
@@ -33,8 +35,9 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
     above WEAK (WEAK_CLUTTERED with `border_clutter`) that holds some ink above STRONG, so the
     fading side of a faint or blurred stroke stays with it (hysteresis). Components much smaller
     than the largest are specks. Clutter (unless `border_clutter` is off: an image whose border is
-    clean) is a component that touches the border and lies mostly along it; a digit running off
-    the edge, or filling the frame edge to edge, reaches well inside and is kept.
+    clean) is a component that touches the border and lies mostly along it; of the rest, a digit
+    inside the image wins over lines reaching in from the border unless it is much smaller than
+    them (INTERIOR_SHARE): a digit running off the edge, or filling the frame edge to edge, is kept.
     """
     weak = ink > (WEAK_CLUTTERED if border_clutter else WEAK)
     parts = imageops.Components(weak)
