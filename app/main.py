@@ -21,7 +21,7 @@ from app.metrics import Metrics
 from app.middleware import InFlight, RequestContext
 from app.responses import JSONAnswer
 from app.routers import health, info, page, predict
-from app.settings import Settings, load_settings
+from app.settings import Settings, available_cpus, load_settings
 from model.checkpoint import CheckpointError
 
 log = logging.getLogger("app")
@@ -69,11 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.gc_freeze:
             tune_gc()
         app.state.ready = True
+        workers, source = settings.worker_processes
         log.info(
-            "ready: model %s (test accuracy %s), %d torch threads",
+            "ready: model %s (test accuracy %s), %d torch threads (%s; %d worker processes, from %s)",
             engine.version,
             engine.model.meta.get("metrics", {}).get("test_accuracy"),
             settings.effective_torch_threads,
+            "DIGITS_TORCH_THREADS" if settings.torch_threads else f"{available_cpus()} CPUs shared",
+            workers,
+            source,
         )
         yield
         app.state.ready = False

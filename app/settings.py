@@ -86,11 +86,49 @@ class Settings(BaseSettings):
         return value
 
     @cached_property
+    def worker_processes(self) -> tuple[int, str]:
+        """How many worker processes share this machine's CPUs, and where that was read:
+        DIGITS_WORKERS when it is set (`python -m app`), else the uvicorn that started this
+        process (`--workers N`, or WEB_CONCURRENCY, its default), else 1."""
+        if "workers" in self.model_fields_set:
+            return self.workers, "DIGITS_WORKERS"
+        found = uvicorn_workers()
+        return found if found else (1, "one process")
+
+    @cached_property
     def effective_torch_threads(self) -> int:
-        """torch_threads, or the CPUs this process may use (cgroup quota included) shared among workers."""
+        """torch_threads, or the CPUs this process may use (cgroup quota included) shared among
+        the worker processes."""
         if self.torch_threads:
             return self.torch_threads
-        return max(1, available_cpus() // self.workers)
+        return max(1, available_cpus() // self.worker_processes[0])
+
+
+def uvicorn_workers(pids: tuple[int, ...] | None = None) -> tuple[int, str] | None:
+    """The worker count of the uvicorn command that started this process (its parent, for
+    `--workers N`; itself, when it runs alone), and how it was read; None if not under uvicorn.
+
+    A uvicorn worker is not told how many siblings it has, and each one that takes every CPU for
+    torch makes two workers on two cores fight (bench/README.md, "Start commands").
+    """
+    for pid in pids or (os.getppid(), os.getpid()):
+        try:
+            args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        at = next((i for i, a in enumerate(args[:3]) if Path(a).name == "uvicorn"), None)
+        if at is None:
+            continue
+        for i, a in enumerate(args[at + 1 :], start=at + 1):
+            if a == "--workers" and i + 1 < len(args) and args[i + 1].isdigit():
+                return max(1, int(args[i + 1])), "uvicorn --workers"
+            if a.startswith("--workers=") and a[10:].isdigit():
+                return max(1, int(a[10:])), "uvicorn --workers"
+        concurrency = os.environ.get("WEB_CONCURRENCY", "")
+        if concurrency.isdigit():
+            return max(1, int(concurrency)), "WEB_CONCURRENCY"
+        return 1, "uvicorn, one worker"
+    return None
 
 
 def available_cpus() -> int:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app import settings as settings_module
 from app.main import create_app
-from app.settings import Settings, SettingsError, available_cpus, load_settings
+from app.settings import Settings, SettingsError, available_cpus, load_settings, uvicorn_workers
 from model.checkpoint import CheckpointError
 
 
@@ -32,3 +37,45 @@ def test_threads_follow_cpus_and_workers() -> None:
     assert Settings(torch_threads=3).effective_torch_threads == 3
     assert Settings(workers=1).effective_torch_threads == available_cpus()
     assert Settings(workers=64).effective_torch_threads == 1
+
+
+def _fake_uvicorn(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A process whose command line reads `uvicorn ARGS` (Python under that name, sleeping)."""
+    exe = tmp_path / "uvicorn"
+    exe.symlink_to(sys.executable)
+    proc = subprocess.Popen([str(exe), "-c", "import time; time.sleep(30)", *args])
+    time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), [(("--workers", "3"), 3), (("--port", "1", "--workers=4"), 4), (("--port", "1"), 1)]
+)
+def test_a_uvicorn_parent_says_how_many_workers(tmp_path: Path, args: tuple[str, ...], expected: int) -> None:
+    proc = _fake_uvicorn(tmp_path, *args)
+    try:
+        source = "uvicorn --workers" if expected > 1 else "uvicorn, one worker"
+        assert uvicorn_workers((proc.pid,)) == (expected, source)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_web_concurrency_is_uvicorns_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "5")
+    proc = _fake_uvicorn(tmp_path)
+    try:
+        assert uvicorn_workers((proc.pid,)) == (5, "WEB_CONCURRENCY")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert uvicorn_workers((os.getpid(),)) is None  # pytest is not uvicorn
+
+
+def test_uvicorn_workers_share_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`uvicorn app.main:app --workers 2` on 2 CPUs: one torch thread each (each took both, and the
+    two fought: 725 against 8,875 req/s, bench/README.md "Start commands")."""
+    monkeypatch.setattr(settings_module, "available_cpus", lambda: 2)
+    monkeypatch.setattr(settings_module, "uvicorn_workers", lambda: (2, "uvicorn --workers"))
+    assert Settings().effective_torch_threads == 1
+    assert Settings(workers=1).effective_torch_threads == 2  # DIGITS_WORKERS, when set, is the count
