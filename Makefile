@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= 1
 MNIST ?= data/mnist
 # Elsewhere, `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu` avoids torch's CUDA build.
 TORCH_INDEX ?=
@@ -20,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 serve: install
-	DIGITS_HOST=$(HOST) DIGITS_PORT=$(PORT) $(BIN)/python -m app
+	DIGITS_HOST=$(HOST) DIGITS_PORT=$(PORT) DIGITS_WORKERS=$(WORKERS) $(BIN)/python -m app
 
 test: install
 	$(BIN)/pytest
