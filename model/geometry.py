@@ -17,9 +17,9 @@ Box = tuple[int, int, int, int]
 MIN_STROKE_RATIO = 0.10
 TARGET_STROKE_RATIO = 0.13
 #: A stroke is a component of ink above WEAK that holds ink above STRONG (`keep_digit`); on an
-#: image with clutter about (a photo), above WEAK_CLUTTERED, so that a faint halo does not join
-#: the digit to a table edge.
-WEAK, STRONG, WEAK_CLUTTERED = 0.1, 0.5, 0.2
+#: image with clutter about (a photo), of ink above WEAK_CLUTTERED (= STRONG: no hysteresis), for a
+#: faint halo joined digits to table edges (bench/README.md, "Grey-level ink").
+WEAK, STRONG, WEAK_CLUTTERED = 0.1, 0.5, 0.5
 #: A component touching the border with more than BORDER_SHARE of its pixels in the outer
 #: BORDER_BAND of the image (on each side) is clutter along the border.
 BORDER_BAND, BORDER_SHARE = 0.1, 0.6
@@ -32,8 +32,8 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
     """Zero what is not the digit: specks, and clutter along the border (table edges, frames).
 
     Thresholds decide what is kept, never a kept pixel's level: a stroke is a component of ink
-    above WEAK (WEAK_CLUTTERED with `border_clutter`) that holds some ink above STRONG, so the
-    fading side of a faint or blurred stroke stays with it (hysteresis). Components much smaller
+    above WEAK that holds some ink above STRONG, so the fading side of a faint or blurred stroke
+    stays with it (hysteresis; with `border_clutter`, components of ink above WEAK_CLUTTERED). Components much smaller
     than the largest are specks. Clutter (unless `border_clutter` is off: an image whose border is
     clean) is a component that touches the border and lies mostly along it; of the rest, a digit
     inside the image wins over lines reaching in from the border unless it is much smaller than
