@@ -16,10 +16,8 @@ Box = tuple[int, int, int, int]
 #: training digits); strokes thinner than MIN are thickened to TARGET.
 MIN_STROKE_RATIO = 0.10
 TARGET_STROKE_RATIO = 0.13
-#: A stroke is a component of ink above WEAK that holds ink above STRONG (`keep_digit`); on an
-#: image with clutter about (a photo), of ink above WEAK_CLUTTERED (= STRONG: no hysteresis), for a
-#: faint halo joined digits to table edges (bench/README.md, "Grey-level ink").
-WEAK, STRONG, WEAK_CLUTTERED = 0.1, 0.5, 0.5
+#: A stroke is a component of ink above WEAK that holds ink above STRONG (`keep_digit`).
+WEAK, STRONG = 0.1, 0.5
 #: A component touching the border with more than BORDER_SHARE of its pixels in the outer
 #: BORDER_BAND of the image (on each side) is clutter along the border.
 BORDER_BAND, BORDER_SHARE = 0.1, 0.6
@@ -33,13 +31,14 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
 
     Thresholds decide what is kept, never a kept pixel's level: a stroke is a component of ink
     above WEAK that holds some ink above STRONG, so the fading side of a faint or blurred stroke
-    stays with it (hysteresis; with `border_clutter`, components of ink above WEAK_CLUTTERED). Components much smaller
-    than the largest are specks. Clutter (unless `border_clutter` is off: an image whose border is
+    stays with it (hysteresis). With `border_clutter` (a photo) strokes are components of ink above
+    STRONG: a faint halo would join the digit to a table edge. Components much smaller than the
+    largest are specks. Clutter (unless `border_clutter` is off: an image whose border is
     clean) is a component that touches the border and lies mostly along it; of the rest, a digit
     inside the image wins over lines reaching in from the border unless it is much smaller than
     them (INTERIOR_SHARE): a digit running off the edge, or filling the frame edge to edge, is kept.
     """
-    weak = ink > (WEAK_CLUTTERED if border_clutter else WEAK)
+    weak = ink > (STRONG if border_clutter else WEAK)
     parts = imageops.Components(weak)
     if parts.count == 1:  # one stroke, the usual drawing: nothing to choose
         if float(ink.max()) <= STRONG:

@@ -25,12 +25,6 @@ def mean3(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def median_filter(image: np.ndarray, size: int) -> np.ndarray:
-    """scipy's median_filter(image, size, mode="nearest"): over each size x size window (placed as
-    scipy places it, also for an even size), the element of rank size*size // 2."""
-    return rank_filter(image, size, size * size // 2)
-
-
 def rank_filter(image: np.ndarray, size: int, rank: int) -> np.ndarray:
     """scipy's rank_filter(image, rank, size, mode="nearest"): over each size x size window, the
     element of `rank` (0: the minimum)."""
@@ -161,12 +155,6 @@ class Components:
         first = np.repeat(self.starts - (np.cumsum(lengths) - lengths), lengths)
         flat = first + np.arange(first.size)  # each pixel's index in the padded flat layout
         return np.repeat(self.component, lengths), flat // stride, flat % stride
-
-    def sums(self, values: np.ndarray) -> np.ndarray:
-        """Per component, the sum of `values` (an array of the mask's shape) over its pixels."""
-        component, rows, cols = self.pixels()
-        sums: np.ndarray = np.bincount(component, weights=values[rows, cols], minlength=self.count)
-        return sums
 
     def mask(self, wanted: np.ndarray) -> np.ndarray:
         height, width = self.shape

@@ -94,7 +94,7 @@ def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
     small = shrink(ink, 48)
     paper = small[small < threshold]
     if paper.size and _paper_spread(small, threshold) < FLAT_BACKGROUND:
-        return np.full_like(ink, _median(paper))  # evenly lit: no need for the local median
+        return np.full_like(ink, _median(paper))  # evenly lit: one level
     window = max(3, max(small.shape) // 3)
     share = float((small >= threshold).mean())  # of the image that is ink
     rank = max(PAPER_RANK, (1 - 2 * share) / 2)  # the paper's median where ink is twice as dense

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from model.contract import BOX, COM_TARGET
-from model.geometry import STRONG, WEAK, WEAK_CLUTTERED, fit_and_centre, keep_digit
+from model.geometry import STRONG, WEAK, fit_and_centre, keep_digit
 
 
 def test_centring_matches_scipys_center_of_mass() -> None:
@@ -52,7 +52,7 @@ def test_the_faint_side_of_a_stroke_stays_with_it() -> None:
     ink = ring * np.where(xx < 0, 1.0, 0.3).astype(np.float32)
     kept = keep_digit(ink, border_clutter=False)
     assert np.array_equal(kept, ink)
-    assert WEAK < 0.3 < STRONG <= WEAK_CLUTTERED
+    assert WEAK < 0.3 < STRONG
 
 
 def test_a_line_reaching_in_from_the_border_is_dropped_beside_a_digit_inside() -> None:
