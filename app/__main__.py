@@ -28,7 +28,7 @@ def main() -> int:
     except CheckpointError as e:
         log.error("cannot start: %s", e)
         return 1
-    if settings.workers == 1:
+    if settings.worker_count == 1:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # (several workers: app/serve.py makes one)
     # glibc gives every thread its own malloc arena and keeps freed memory in them; two arenas keep
     # a worker's RSS flat under a crowd of image uploads (set before exec, so uvicorn starts with it)
@@ -49,7 +49,7 @@ def main() -> int:
     ]  # fmt: skip
     # app/serve.py: uvicorn with the HTTP limits of app/protocol.py; for several workers, a
     # supervisor and a socket per worker, not uvicorn's shared one
-    argv = [sys.executable, "-m", "app.serve", "--workers", str(settings.workers), *common]
+    argv = [sys.executable, "-m", "app.serve", "--workers", str(settings.worker_count), *common]
     logging.shutdown()
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ready = True
         workers, source = settings.worker_processes
         log.info(
-            "ready: model %s (test accuracy %s), %d torch threads (%s; %d worker processes, from %s)",
+            "ready: model %s (test accuracy %s), %d torch threads (%s; %d worker processes: %s)",
             engine.version,
             engine.model.meta.get("metrics", {}).get("test_accuracy"),
             settings.effective_torch_threads,

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         0.0, ge=0, le=100, description="how long a batch waits for company; 0: none, a lone request is not delayed"
     )
-    workers: int = Field(1, gt=0, le=64, description="worker processes (python -m app), a listening socket each")
+    workers: int = Field(
+        1, ge=0, le=64, description="worker processes (python -m app), a listening socket each; 0: one per CPU"
+    )
     host: str = Field("127.0.0.1", description="bind address (python -m app)")
     port: int = Field(8000, gt=0, lt=65536, description="port (python -m app)")
     max_in_flight: int = Field(
@@ -88,12 +90,18 @@ class Settings(BaseSettings):
     @cached_property
     def worker_processes(self) -> tuple[int, str]:
         """How many worker processes share this machine's CPUs, and where that was read:
-        DIGITS_WORKERS when it is set (`python -m app`), else the uvicorn that started this
-        process (`--workers N`, or WEB_CONCURRENCY, its default), else 1."""
+        DIGITS_WORKERS when it is set (`python -m app`; 0: one per CPU), else the server that
+        started this process (`uvicorn --workers N`, gunicorn's `-w N`, or WEB_CONCURRENCY, their
+        default), else 1: the safe guess, which the ready log line names."""
         if "workers" in self.model_fields_set:
-            return self.workers, "DIGITS_WORKERS"
-        found = uvicorn_workers()
-        return found if found else (1, "one process")
+            return self.worker_count, "DIGITS_WORKERS"
+        found = launcher_workers()
+        return found if found else (1, "assumed: no DIGITS_WORKERS and no uvicorn or gunicorn parent")
+
+    @cached_property
+    def worker_count(self) -> int:
+        """DIGITS_WORKERS, 0 read as one worker per CPU this process may use."""
+        return self.workers or available_cpus()
 
     @cached_property
     def effective_torch_threads(self) -> int:
@@ -104,31 +112,60 @@ class Settings(BaseSettings):
         return max(1, available_cpus() // self.worker_processes[0])
 
 
-def uvicorn_workers(pids: tuple[int, ...] | None = None) -> tuple[int, str] | None:
-    """The worker count of the uvicorn command that started this process (its parent, for
-    `--workers N`; itself, when it runs alone), and how it was read; None if not under uvicorn.
+#: Servers that start worker processes: the options that say how many, and whether WEB_CONCURRENCY
+#: is their default for it.
+LAUNCHERS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "uvicorn": (("--workers",), True),
+    "gunicorn": (("--workers", "-w"), True),
+    "hypercorn": (("--workers", "-w"), False),
+}
 
-    A uvicorn worker is not told how many siblings it has, and each one that takes every CPU for
-    torch makes two workers on two cores fight (bench/README.md, "Start commands").
+
+def launcher_workers(pids: tuple[int, ...] | None = None) -> tuple[int, str] | None:
+    """The worker count of the server command (uvicorn, gunicorn, hypercorn) that started this
+    process (its parent, for `--workers N`; itself, when it runs alone), and how it was read; None
+    if none of them did.
+
+    A worker of these servers is not told how many siblings it has, and each one that takes every
+    CPU for torch makes two workers on two cores fight (bench/README.md, "Start commands").
     """
     for pid in pids or (os.getppid(), os.getpid()):
         try:
             args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
         except OSError:
             continue
-        at = next((i for i, a in enumerate(args[:3]) if Path(a).name == "uvicorn"), None)
-        if at is None:
-            continue
-        for i, a in enumerate(args[at + 1 :], start=at + 1):
-            if a == "--workers" and i + 1 < len(args) and args[i + 1].isdigit():
-                return max(1, int(args[i + 1])), "uvicorn --workers"
-            if a.startswith("--workers=") and a[10:].isdigit():
-                return max(1, int(a[10:])), "uvicorn --workers"
-        concurrency = os.environ.get("WEB_CONCURRENCY", "")
-        if concurrency.isdigit():
-            return max(1, int(concurrency)), "WEB_CONCURRENCY"
-        return 1, "uvicorn, one worker"
+        found = workers_option(args)
+        if found:
+            return found
     return None
+
+
+def workers_option(args: list[str]) -> tuple[int, str] | None:
+    """(N, source) from a server's command line (`uvicorn ... --workers N`, `gunicorn -w N ...`,
+    `python -m uvicorn ...`), WEB_CONCURRENCY where that server reads it, else (1, ...); None when
+    the command is not one of LAUNCHERS."""
+    if len(args) > 2 and args[1] == "-m":  # python -m uvicorn ...
+        args = [args[2], *args[3:]]
+    at = next((i for i, a in enumerate(args[:3]) if Path(a).name in LAUNCHERS), None)
+    if at is None:
+        return None
+    name = Path(args[at]).name
+    options, reads_env = LAUNCHERS[name]
+    rest = args[at + 1 :]
+    for i, a in enumerate(rest):
+        value = None
+        if a in options and i + 1 < len(rest):
+            value = rest[i + 1]
+        elif a.startswith("--workers="):
+            value = a.split("=", 1)[1]
+        elif a.startswith("-w") and not a.startswith("--") and "-w" in options and len(a) > 2:
+            value = a[2:]
+        if value is not None and value.isdigit():
+            return max(1, int(value)), f"{name} --workers"
+    concurrency = os.environ.get("WEB_CONCURRENCY", "")
+    if reads_env and concurrency.isdigit():
+        return max(1, int(concurrency)), "WEB_CONCURRENCY"
+    return 1, f"{name}, one worker"
 
 
 def available_cpus() -> int:

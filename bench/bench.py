@@ -11,7 +11,11 @@
    (model.network.inference_forward).
 4. Worker memory after the loads: RSS, and PSS and private memory (shared library pages are in
    every worker's RSS).
-5. Unless --no-peers: ../shared/peers/run.sh with this service as PROJECT_CMD, so TorchServe,
+5. Unless --no-starts: every documented start command (`python -m app`, `uvicorn app.main:app` with
+   and without `--workers 2`, `WEB_CONCURRENCY`, `make serve`, and the container with --image), each
+   loaded alike at c=64 with a 28x28 PNG and set beside the best with as many workers
+   (bench/starts.py).
+6. Unless --no-peers: ../shared/peers/run.sh with this service as PROJECT_CMD, so TorchServe,
    LitServe, a tutorial FastAPI app and this service are measured in one run, and the ratios.
 
 Writes bench/results/<UTC stamp>/ (summary.md, results.json, wrk outputs) and prints the summary.
@@ -242,6 +246,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--no-starts", action="store_true", help="skip the row per start command (about 3 minutes)")
+    p.add_argument("--image", help="with the start commands, also this Docker image's container")
     p.add_argument("--port", type=int, default=18090)
     args = p.parse_args()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -301,6 +307,11 @@ def main() -> int:
         f"- start to ready: {ready_s:.2f} s; worker RSS after the loads: max {results['worker_rss_mb_max']:.0f} MB "
         f"(PSS {results['worker_pss_mb_max']:.0f} MB, private {results['worker_private_mb_max']:.0f} MB)",
     ]  # fmt: skip
+    if not args.no_starts:
+        import starts  # beside this script
+
+        summary += ["", f"## Start commands (c=64, 28x28 PNG raw, {args.seconds:g} s each, bench/starts.py)", "",
+                    *starts.measure(args.seconds, out, args.image)]  # fmt: skip
     if not args.no_peers and (PEERS / "run.sh").exists():
         rows = run_peers(args.seconds, out)
         results["peers"] = rows

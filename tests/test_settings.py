@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app import settings as settings_module
 from app.main import create_app
-from app.settings import Settings, SettingsError, available_cpus, load_settings, uvicorn_workers
+from app.settings import Settings, SettingsError, available_cpus, launcher_workers, load_settings, workers_option
 from model.checkpoint import CheckpointError
 
 
@@ -37,6 +37,31 @@ def test_threads_follow_cpus_and_workers() -> None:
     assert Settings(torch_threads=3).effective_torch_threads == 3
     assert Settings(workers=1).effective_torch_threads == available_cpus()
     assert Settings(workers=64).effective_torch_threads == 1
+    assert Settings(workers=0).worker_count == available_cpus()  # 0: one worker per CPU
+    assert Settings(workers=0).effective_torch_threads == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["/usr/bin/gunicorn", "app.main:app", "-k", "uvicorn.workers.UvicornWorker", "-w", "3"],
+            "",
+            (3, "gunicorn --workers"),
+        ),
+        (["gunicorn", "-w4", "app.main:app"], "", (4, "gunicorn --workers")),
+        (["gunicorn", "--workers=5", "app.main:app"], "", (5, "gunicorn --workers")),
+        (["gunicorn", "app.main:app"], "6", (6, "WEB_CONCURRENCY")),
+        (["python3", "-m", "uvicorn", "app.main:app", "--workers", "2"], "", (2, "uvicorn --workers")),
+        (["hypercorn", "app.main:app"], "7", (1, "hypercorn, one worker")),  # hypercorn does not read it
+        (["python3", "-m", "app.serve", "--workers", "2"], "", None),  # python -m app sets DIGITS_WORKERS
+    ],
+)
+def test_server_command_lines_say_how_many_workers(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], env: str, expected: tuple[int, str] | None
+) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", env)
+    assert workers_option(args) == expected
 
 
 def _fake_uvicorn(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -55,7 +80,7 @@ def test_a_uvicorn_parent_says_how_many_workers(tmp_path: Path, args: tuple[str,
     proc = _fake_uvicorn(tmp_path, *args)
     try:
         source = "uvicorn --workers" if expected > 1 else "uvicorn, one worker"
-        assert uvicorn_workers((proc.pid,)) == (expected, source)
+        assert launcher_workers((proc.pid,)) == (expected, source)
     finally:
         proc.kill()
         proc.wait()
@@ -65,17 +90,17 @@ def test_web_concurrency_is_uvicorns_default(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("WEB_CONCURRENCY", "5")
     proc = _fake_uvicorn(tmp_path)
     try:
-        assert uvicorn_workers((proc.pid,)) == (5, "WEB_CONCURRENCY")
+        assert launcher_workers((proc.pid,)) == (5, "WEB_CONCURRENCY")
     finally:
         proc.kill()
         proc.wait()
-    assert uvicorn_workers((os.getpid(),)) is None  # pytest is not uvicorn
+    assert launcher_workers((os.getpid(),)) is None  # pytest is not uvicorn
 
 
-def test_uvicorn_workers_share_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_launcher_workers_share_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     """`uvicorn app.main:app --workers 2` on 2 CPUs: one torch thread each (each took both, and the
     two fought: 725 against 8,875 req/s, bench/README.md "Start commands")."""
     monkeypatch.setattr(settings_module, "available_cpus", lambda: 2)
-    monkeypatch.setattr(settings_module, "uvicorn_workers", lambda: (2, "uvicorn --workers"))
+    monkeypatch.setattr(settings_module, "launcher_workers", lambda: (2, "uvicorn --workers"))
     assert Settings().effective_torch_threads == 1
     assert Settings(workers=1).effective_torch_threads == 2  # DIGITS_WORKERS, when set, is the count
