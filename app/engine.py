@@ -6,16 +6,23 @@ thread and back costs more than the work); larger ones on one of `work_threads` 
 (CPU-bound work gains nothing from more threads than cores, and each image in progress holds its
 decoded pixels), at a lower CPU priority, so that a crowd of large uploads does not starve the
 small ones. Single images then join a shared forward pass (`Batcher`) on a thread of its own.
+
+It also swaps the model (`reload`): the new checkpoint is loaded, verified and warmed up on a thread
+while the old one keeps answering, then replaces it in one assignment; each forward pass reads the
+predictor once, so every answer comes whole from one model and says which (`Answer.model_version`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -26,7 +33,7 @@ from app.batcher import Batcher
 from app.budget import MemoryBudget
 from app.predictor import Answer, Explanation, Predictor
 from app.settings import Settings
-from model.checkpoint import LoadedModel
+from model.checkpoint import CheckpointError, LoadedModel, sha256_of
 from model.decode import open_image
 from model.errors import PreprocessError
 from model.preprocess import preprocess_opened
@@ -36,6 +43,7 @@ from model.preprocess import preprocess_opened
 INLINE_PIXELS = 300 * 300
 
 T = TypeVar("T")
+log = logging.getLogger("app.engine")
 
 #: How much lower the decoding threads' CPU priority is (nice), where the system allows it.
 DECODE_NICENESS = 10
@@ -64,6 +72,16 @@ async def run_to_completion(work: Awaitable[T]) -> T:
     return task.result()
 
 
+@dataclass(frozen=True)
+class Reloaded:
+    """What a reload did."""
+
+    previous_version: str
+    version: str
+    checkpoint: Path
+    changed: bool
+
+
 class Engine:
     """Answers for image bytes, with the service's concurrency policy. HTTP-free."""
 
@@ -82,8 +100,10 @@ class Engine:
         # forward passes on a thread of their own: a few milliseconds each, they must not queue
         # behind large uploads' decoding (the batcher runs one pass at a time)
         self.batcher: Batcher[np.ndarray, Answer] = Batcher(
-            predictor.predict_images, max_batch, batch_wait, anyio.CapacityLimiter(1), alone
+            self._forward, max_batch, batch_wait, anyio.CapacityLimiter(1), alone
         )
+        self.on_reload: Callable[[Reloaded | None, str], None] | None = None  # (what changed or None, outcome)
+        self._reloading = asyncio.Lock()
 
     @classmethod
     async def start(
@@ -91,11 +111,13 @@ class Engine:
         settings: Settings,
         on_inference: Callable[[Sequence[Answer]], None] | None,
         requests_in_flight: Callable[[], int],
+        checkpoint: Path | None = None,
     ) -> Engine:
-        """Load, verify and warm up the checkpoint (on a thread; raises CheckpointError)."""
+        """Load, verify and warm up the checkpoint (on a thread; raises CheckpointError): `checkpoint`,
+        else DIGITS_CHECKPOINT."""
         budget = MemoryBudget(settings.work_memory_mb * 1024 * 1024)
         predictor = await anyio.to_thread.run_sync(
-            Predictor.load, settings.checkpoint, settings.max_pixels, on_inference, budget
+            Predictor.load, checkpoint or settings.checkpoint, settings.max_pixels, on_inference, budget
         )
         # a lone request's forward pass on the event loop: faster with one torch thread a worker,
         # slower with more (bench/README.md, "Lone requests on the event loop")
@@ -111,6 +133,39 @@ class Engine:
     @property
     def version(self) -> str:
         return self.predictor.version
+
+    def _forward(self, images: Sequence[np.ndarray]) -> list[Answer]:
+        return self.predictor.predict_images(images)  # whichever model is loaded when the pass starts
+
+    async def reload(self, checkpoint: Path) -> Reloaded:
+        """Load, verify (SHA-256, format, preprocessing) and warm up `checkpoint` on a thread while
+        the current model answers, then swap it in. Raises CheckpointError and keeps the current
+        model when the new one fails any check. One reload at a time; the file already serving is
+        not loaded again (outcome "unchanged")."""
+        async with self._reloading:
+            old = self.predictor
+            try:
+                if await anyio.to_thread.run_sync(sha256_of, checkpoint) == old.model.sha256:
+                    done = Reloaded(old.version, old.version, checkpoint, changed=False)
+                    self._report(done, "unchanged")
+                    return done
+                new = await anyio.to_thread.run_sync(
+                    Predictor.load, checkpoint, old.max_pixels, old.on_inference, old.budget
+                )
+            except OSError as e:
+                self._report(None, "failed")
+                raise CheckpointError(f"{checkpoint}: cannot read it ({e.strerror or e})") from None
+            except CheckpointError:
+                self._report(None, "failed")
+                raise
+            self.predictor = new  # one assignment: the next forward pass answers with the new model
+            done = Reloaded(old.version, new.version, checkpoint, changed=True)
+            self._report(done, "loaded")
+            return done
+
+    def _report(self, done: Reloaded | None, outcome: str) -> None:
+        if self.on_reload is not None:
+            self.on_reload(done, outcome)
 
     @property
     def model(self) -> LoadedModel:
@@ -128,11 +183,13 @@ class Engine:
 
     async def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
         """Several images in one forward pass, on a worker thread; a bad image's error in its slot."""
-        return await self._decoding(self.predictor.predict_many, images)
+        predictor = self.predictor  # one model for the whole batch, whatever a reload does meanwhile
+        return await self._decoding(predictor.predict_many, images)
 
     async def explain(self, data: bytes) -> tuple[Answer, Explanation]:
         """One image with what the model saw and where it looked (a backward pass, on a worker thread)."""
-        return await self._decoding(self.predictor.explain_bytes, data)
+        predictor = self.predictor
+        return await self._decoding(predictor.explain_bytes, data)
 
     async def _decoding(self, work: Callable[..., T], *args: Any) -> T:
         return await run_to_completion(asyncio.get_running_loop().run_in_executor(self.decoders, work, *args))

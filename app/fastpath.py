@@ -49,7 +49,7 @@ class FastPredict:
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
             await send_json(send, status, error_body(code, message, request_id), raw)
             return
-        await send_json(send, 200, prediction_body(answer, engine.version))
+        await send_json(send, 200, prediction_body(answer))
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -13,14 +13,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from app.engine import Engine
+from app.engine import Engine, Reloaded
 from app.errors import install_error_handlers
 from app.fastpath import FastPredict
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import InFlight, RequestContext
+from app.reload import chosen_checkpoint, listen_for_sighup
 from app.responses import JSONAnswer
-from app.routers import health, info, page, predict
+from app.routers import admin, health, info, page, predict
 from app.settings import Settings, available_cpus, load_settings
 from model.checkpoint import CheckpointError
 
@@ -52,6 +53,12 @@ def tune_gc() -> None:
     gc.freeze()
 
 
+def reloaded(metrics: Metrics, done: Reloaded | None, outcome: str) -> None:
+    metrics.observe_reload(outcome)
+    if done is not None and done.changed:
+        metrics.model_loaded(done.version, done.previous_version)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     metrics = Metrics()
@@ -61,10 +68,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_torch_threads(settings.effective_torch_threads)
         try:
-            engine = await Engine.start(settings, metrics.observe_inference, lambda: in_flight.count)
+            engine = await Engine.start(
+                settings, metrics.observe_inference, lambda: in_flight.count, chosen_checkpoint(settings)
+            )
         except CheckpointError as e:
             log.error("cannot start: %s", e)
             raise
+        engine.on_reload = lambda done, outcome: reloaded(metrics, done, outcome)
+        metrics.model_loaded(engine.version)
+
+        async def on_sighup() -> None:
+            path = chosen_checkpoint(settings)
+            try:
+                done = await engine.reload(path)
+            except CheckpointError as e:
+                log.error("reload refused (SIGHUP): %s; still serving %s", e, engine.version)
+                return
+            if done.changed:
+                log.info("reload (SIGHUP): %s -> %s from %s", done.previous_version, done.version, path)
+            else:
+                log.info("reload (SIGHUP): already serving %s from %s", done.version, path)
+
+        listen_for_sighup(on_sighup)
         app.state.engine = engine
         if settings.gc_freeze:
             tune_gc()
@@ -102,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(page.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     report = settings.checkpoint.parent / "report"  # what model.evaluate --plots drew for this checkpoint
     if report.is_dir():

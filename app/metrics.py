@@ -7,7 +7,15 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from app.predictor import Answer
 
@@ -40,6 +48,21 @@ class Metrics:
         self.batch_images = Histogram(
             "digits_inference_batch_images", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
         )
+        # an info metric: 1 for the version a worker serves, 0 for one it replaced (a row per worker
+        # under several, with its pid)
+        self.model = Gauge(
+            "digits_model_info",
+            "The checkpoint version a worker serves (1) or served before a reload (0)",
+            ["version"],
+            multiprocess_mode="liveall",
+            registry=r,
+        )
+        self.reloads = Counter(
+            "digits_model_reloads",
+            "Model reloads by outcome: loaded, unchanged (already serving that file) or failed (old model kept)",
+            ["outcome"],
+            registry=r,
+        )
         # labelled children looked up once, not on every request (labels() costs microseconds)
         self._digits = [self.predictions.labels(digit=str(d)) for d in range(10)]
         self._requests: dict[tuple[str, str, int], Any] = {}
@@ -51,6 +74,14 @@ class Metrics:
             self._digits[digit].inc(n)
         for a in answers:
             self.confidence.observe(a.confidence)
+
+    def model_loaded(self, version: str, previous: str | None = None) -> None:
+        if previous is not None and previous != version:
+            self.model.labels(version=previous).set(0)
+        self.model.labels(version=version).set(1)
+
+    def observe_reload(self, outcome: str) -> None:
+        self.reloads.labels(outcome=outcome).inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)

@@ -43,6 +43,7 @@ class Answer:
     digit: int
     confidence: float
     probabilities: list[float]
+    model_version: str  # the checkpoint that answered (a reload may swap it between requests)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class Predictor:
         probs = torch.softmax(logits / self.model.temperature, dim=1).numpy().astype(np.float64)
         rows: list[list[float]] = probs.tolist()  # whole-batch conversions: per-row numpy calls cost more
         digits: list[int] = probs.argmax(axis=1).tolist()
-        answers = [Answer(digit=d, confidence=row[d], probabilities=row) for d, row in zip(digits, rows, strict=True)]
+        version = self.version
+        answers = [Answer(d, row[d], row, version) for d, row in zip(digits, rows, strict=True)]
         if self.on_inference is not None:
             self.on_inference(answers)
         return answers

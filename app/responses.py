@@ -30,10 +30,10 @@ class JSONAnswer(JSONResponse):
         return encode(content)
 
 
-def prediction_body(answer: Answer, version: str) -> dict[str, Any]:
+def prediction_body(answer: Answer) -> dict[str, Any]:
     """The shape of `app.schemas.Prediction`, built without a second validation on the hot path."""
     return {"digit": answer.digit, "confidence": answer.confidence, "probabilities": answer.probabilities,
-            "model_version": version}  # fmt: skip
+            "model_version": answer.model_version}  # fmt: skip
 
 
 async def send_json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -52,6 +52,27 @@ class BatchResponse(BaseModel):
     model_version: str
 
 
+class ReloadRequest(BaseModel):
+    checkpoint: str | None = Field(
+        None,
+        description="the checkpoint file, relative to DIGITS_CHECKPOINT_DIR (or absolute, inside it), with its "
+        ".sha256 beside it; omitted: whatever file is at DIGITS_CHECKPOINT now",
+        examples=["mnist_cnn_v2.pt"],
+    )
+
+
+class ReloadResult(BaseModel):
+    model_version: str = Field(description="the version now answering", examples=["9c2e1f4b7a10"])
+    previous_version: str = Field(description="the version it replaced", examples=["3b073861e954"])
+    changed: bool = Field(description="false when that file was already serving (nothing was swapped)")
+    checkpoint: str = Field(description="the file loaded", examples=["/models/mnist_cnn_v2.pt"])
+    scope: str = Field(
+        description="`all workers` (python -m app: every worker was told and loads it, new ones start with it) "
+        "or `this worker` (one worker process, or under `uvicorn --workers`, which this endpoint cannot reach)",
+        examples=["all workers"],
+    )
+
+
 class Liveness(BaseModel):
     status: str = Field(examples=["alive"])
 

@@ -7,7 +7,9 @@ the kernel hashes each new connection to one of them.
 
 The supervisor imports no torch and not the app (only its logging; it stays small); it starts the
 workers, restarts one that dies, and on SIGTERM or SIGINT passes SIGTERM on, so each drains its
-requests, and waits. A worker's socket listens only once its start-up is done (uvicorn calls
+requests, and waits. On SIGHUP it passes SIGHUP on: each worker reloads the checkpoint at
+DIGITS_CHECKPOINT (`app/reload.py`); on SIGUSR1, sent by a worker that took `POST /admin/reload`,
+the same, with the file that request chose. A worker's socket listens only once its start-up is done (uvicorn calls
 listen after the lifespan), so no connection waits on a worker still loading the model.
 """
 
@@ -26,9 +28,13 @@ import sys
 import tempfile
 import time
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from app.logs import configure_logging
+from app.reload import CHOICE_ENV, clear_choice
 
 log = logging.getLogger("app.serve")
 
@@ -54,6 +60,8 @@ def worker(args: argparse.Namespace, reuse_port: bool = True) -> None:
     from app.settings import load_settings
 
     raise_open_files_limit()
+    # a SIGHUP before the app listens for it (start-up) would end the worker: ignored until then
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config = uvicorn.Config(
         "app.main:app",
         host=args.host,
@@ -107,11 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    # the checkpoint POST /admin/reload chose, for every worker (app/reload.py); none yet
+    choice = Path(tempfile.mkdtemp(prefix="digits-choice-")) / "checkpoint"
+    os.environ[CHOICE_ENV] = str(choice)
     try:
-        return supervise(args)
+        return supervise(args, choice)
     finally:
         if not given:
             shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(choice.parent, ignore_errors=True)
 
 
 #: A worker that exits within this many seconds of its start failed to start; it is restarted after
@@ -120,16 +132,23 @@ RESTART_QUICK_EXIT = 30.0
 RESTART_MAX_DELAY = 60.0
 
 
-def supervise(args: argparse.Namespace) -> int:
+def supervise(args: argparse.Namespace, choice: Path) -> int:
     spawn = multiprocessing.get_context("spawn")
     stopping = False
+    reload: int | None = None  # the signal that asked for a reload, handled in the loop below
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
+    def ask_reload(signum: int, frame: FrameType | None) -> None:
+        nonlocal reload
+        reload = signal.SIGHUP if signal.SIGHUP in (signum, reload) else signum
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, ask_reload)
+    signal.signal(signal.SIGUSR1, ask_reload)
 
     def start() -> BaseProcess:
         process = spawn.Process(target=worker, args=(args,), name="digits-worker")
@@ -143,11 +162,22 @@ def supervise(args: argparse.Namespace) -> int:
     log.info("%d workers, each on its own SO_REUSEPORT socket", len(workers))
     while not stopping:
         time.sleep(0.2)
+        if reload is not None:
+            if reload == signal.SIGHUP:  # the operator's: DIGITS_CHECKPOINT again
+                clear_choice(choice)
+            log.info("reload: passing SIGHUP to %d workers", sum(p.is_alive() for p in workers))
+            reload = None
+            for process in workers:
+                if process.is_alive() and process.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGHUP)
         now = time.monotonic()
         for i, process in enumerate(workers):
             if stopping or process.is_alive():
                 continue
             if restart_at[i] is None:
+                if process.pid is not None:  # its per-process gauges (the model it served) go with it
+                    mark_process_dead(process.pid)
                 failures[i] = failures[i] + 1 if now - started[i] < RESTART_QUICK_EXIT else 0
                 delay = min(RESTART_MAX_DELAY, 2.0 ** failures[i] / 2) if failures[i] else 0.0
                 restart_at[i] = now + delay

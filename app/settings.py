@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.checkpoint import DEFAULT_CHECKPOINT
@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     checkpoint: Path = Field(DEFAULT_CHECKPOINT, description="checkpoint file; its .sha256 must lie beside it")
+    checkpoint_dir: Path | None = Field(
+        None, description="folder POST /admin/reload may load checkpoints from; default: DIGITS_CHECKPOINT's folder"
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="bearer token for POST /admin/reload (16 characters or more); unset: the admin endpoint is off",
+    )
     max_upload_bytes: int = Field(5 * MiB, gt=0, description="largest image upload, in bytes")
     max_batch_bytes: int = Field(32 * MiB, gt=0, description="largest /predict/batch request body, in bytes")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0, description="largest image, in pixels (width x height)")
@@ -79,6 +86,18 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins allowed by CORS; empty: CORS off"
     )
+
+    @field_validator("admin_token", "checkpoint_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be 16 characters or more (a guessable token guards nothing)")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -196,12 +215,21 @@ class SettingsError(SystemExit):
     """Start-up stops: a setting has a bad value. The message names the variable."""
 
 
+#: Settings whose values are never written out, not even in an error.
+SECRETS = frozenset({"admin_token"})
+
+
+def shown(name: str, value: object) -> str:
+    return "(hidden)" if name in SECRETS else repr(value)
+
+
 def load_settings() -> Settings:
     """Settings from the environment, or a SettingsError naming each bad variable."""
     try:
         return Settings()
     except ValidationError as e:
         problems = "; ".join(
-            f"{ENV_PREFIX}{str(err['loc'][0]).upper()}={err.get('input')!r}: {err['msg']}" for err in e.errors()
+            f"{ENV_PREFIX}{str(err['loc'][0]).upper()}={shown(str(err['loc'][0]), err.get('input'))}: {err['msg']}"
+            for err in e.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None

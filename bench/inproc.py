@@ -31,7 +31,7 @@ def stub(mode: str) -> None:
     from app.predictor import Answer
     from model.preprocess import preprocess
 
-    constant = Answer(digit=7, confidence=0.9, probabilities=[0.1] * 10)
+    constant = Answer(digit=7, confidence=0.9, probabilities=[0.1] * 10, model_version="stub")
 
     async def noop(self: Engine, data: bytes) -> Answer:
         return constant

@@ -124,7 +124,7 @@ def slug(label: str) -> str:
 def table(rows: list[tuple[Start, dict[str, float]]]) -> list[str]:
     """Markdown rows: each with its ratio to the best of its worker count, documented ones flagged
     when under WITHIN of it."""
-    best = {}
+    best: dict[int, float] = {}
     for start, r in rows:
         best[start.workers] = max(best.get(start.workers, 0.0), r["rps"])
     lines = ["| start command | workers | req/s | p99 ms | non-2xx | of the best with as many workers |",

@@ -136,11 +136,13 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str = ""
+        self, method: str, path: str, body: bytes = b"", content_type: str = "", headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
+        """One request on a new connection (under several workers, the kernel picks the worker)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(method, path, body=body, headers={"content-type": content_type} if content_type else {})
+            sent = {"content-type": content_type} if content_type else {}
+            conn.request(method, path, body=body, headers={**sent, **(headers or {})})
             r = conn.getresponse()
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:

@@ -30,7 +30,7 @@ class FakeModel:
         values = [int(x[0, 0, 0]) for x in inputs]
         if self.poison is not None and self.poison in values:
             raise RuntimeError("bad batch")
-        return [Answer(digit=v % 10, confidence=v / 1000, probabilities=[0.1] * 10) for v in values]
+        return [Answer(digit=v % 10, confidence=v / 1000, probabilities=[0.1] * 10, model_version="t") for v in values]
 
 
 def tensor(value: int) -> torch.Tensor:

@@ -19,8 +19,8 @@ def test_encode_is_orjson_with_json_dumps_values() -> None:
 
 
 def test_prediction_body_is_the_documented_shape() -> None:
-    answer = Answer(digit=3, confidence=0.5, probabilities=[0.05] * 10)
-    assert prediction_body(answer, "abc") == {
+    answer = Answer(digit=3, confidence=0.5, probabilities=[0.05] * 10, model_version="abc")
+    assert prediction_body(answer) == {
         "digit": 3,
         "confidence": 0.5,
         "probabilities": [0.05] * 10,

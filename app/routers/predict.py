@@ -150,10 +150,10 @@ async def predict(
     """Read the digit in one image."""
     upload = read_single(request.headers.get("content-type", ""), await request.body(), settings.max_upload_bytes)
     if not explain:
-        return JSONAnswer(prediction_body(await engine.predict(upload.data), engine.version))
+        return JSONAnswer(prediction_body(await engine.predict(upload.data)))
     answer, why = await engine.explain(upload.data)
     explanation = {"input_png": _data_url(why.input_png), "saliency_png": _data_url(why.saliency_png)}
-    return JSONAnswer({**prediction_body(answer, engine.version), "explanation": explanation})
+    return JSONAnswer({**prediction_body(answer), "explanation": explanation})
 
 
 def _data_url(png: bytes) -> str:
@@ -209,5 +209,7 @@ async def predict_batch(request: Request, engine: EngineDep, settings: SettingsD
         if isinstance(answer, PreprocessError):
             items[i]["error"] = error_body(answer.code, str(answer), request_id)["error"]
         else:
-            items[i]["prediction"] = prediction_body(answer, engine.version)
-    return JSONAnswer({"results": items, "model_version": engine.version})
+            items[i]["prediction"] = prediction_body(answer)
+    # the model that answered: a reload between this batch's pass and now changes engine.version
+    version = next((a.model_version for a in answers if not isinstance(a, PreprocessError)), engine.version)
+    return JSONAnswer({"results": items, "model_version": version})
