@@ -135,42 +135,40 @@ RESTART_MAX_DELAY = 60.0
 def supervise(args: argparse.Namespace, choice: Path) -> int:
     spawn = multiprocessing.get_context("spawn")
     stopping = False
-    reload: int | None = None  # the signal that asked for a reload, handled in the loop below
+    workers: list[BaseProcess] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
-    def ask_reload(signum: int, frame: FrameType | None) -> None:
-        nonlocal reload
-        reload = signal.SIGHUP if signal.SIGHUP in (signum, reload) else signum
+    def reload(signum: int, frame: FrameType | None) -> None:
+        """SIGHUP, the operator's: DIGITS_CHECKPOINT again; SIGUSR1, a worker's after POST
+        /admin/reload: the file it chose. Either way every worker is told at once."""
+        if signum == signal.SIGHUP:
+            clear_choice(choice)
+        pids = [p.pid for p in workers if p.is_alive() and p.pid is not None]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        log.info("reload (%s): SIGHUP passed to %d workers", signal.Signals(signum).name, len(pids))
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGHUP, ask_reload)
-    signal.signal(signal.SIGUSR1, ask_reload)
+    signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGUSR1, reload)
 
     def start() -> BaseProcess:
         process = spawn.Process(target=worker, args=(args,), name="digits-worker")
         process.start()
         return process
 
-    workers = [start() for _ in range(args.workers)]
+    workers.extend(start() for _ in range(args.workers))
     started = [time.monotonic()] * len(workers)
     failures = [0] * len(workers)
     restart_at: list[float | None] = [None] * len(workers)
     log.info("%d workers, each on its own SO_REUSEPORT socket", len(workers))
     while not stopping:
         time.sleep(0.2)
-        if reload is not None:
-            if reload == signal.SIGHUP:  # the operator's: DIGITS_CHECKPOINT again
-                clear_choice(choice)
-            log.info("reload: passing SIGHUP to %d workers", sum(p.is_alive() for p in workers))
-            reload = None
-            for process in workers:
-                if process.is_alive() and process.pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(process.pid, signal.SIGHUP)
         now = time.monotonic()
         for i, process in enumerate(workers):
             if stopping or process.is_alive():

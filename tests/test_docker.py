@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,33 +78,26 @@ def test_container_is_hardened(port: int) -> None:
 def test_image_holds_nothing_but_the_service(port: int) -> None:
     assert compose("exec", "-T", "api", "ls", "-A", "/srv").split() == ["app", "model"]
     env = compose("exec", "-T", "api", "env")
-    assert not [
+    secrets = [
         line for line in env.splitlines() if any(k in line.upper() for k in ("SECRET", "TOKEN", "PASSWORD", "KEY="))
     ]
+    assert [line for line in secrets if not line.endswith("=")] == []  # compose passes DIGITS_ADMIN_TOKEN, empty
     assert compose("exec", "-T", "api", "sh", "-c", "touch /srv/x 2>&1 || echo read-only").strip().endswith("read-only")
 
 
-def test_train_profile_writes_a_checkpoint_the_api_serves(port: int) -> None:
+def train_in_container(port: int, output: str) -> dict[str, str]:
+    """`model.train --dry-run` in the train profile, into the `checkpoints` volume; the env it used."""
     mnist = Path(os.environ.get("MNIST_DATA_DIR", ROOT.parent / "shared" / "mnist"))
     if not (mnist / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"no MNIST training files in {mnist} (set MNIST_DATA_DIR)")
     env = {"PORT": str(port), "MNIST_DIR": str(mnist.resolve())}
-    compose(
-        "--profile",
-        "train",
-        "run",
-        "--rm",
-        "train",
-        "python",
-        "-m",
-        "model.train",
-        "--dry-run",
-        "--data-dir",
-        "/data",
-        "--output",
-        "/checkpoints/mnist_cnn.pt",
-        env=env,
-    )
+    train = ["python", "-m", "model.train", "--dry-run", "--data-dir", "/data", "--output", output]
+    compose("--profile", "train", "run", "--rm", "train", *train, env=env)
+    return env
+
+
+def test_train_profile_writes_a_checkpoint_the_api_serves(port: int) -> None:
+    env = train_in_container(port, "/checkpoints/mnist_cnn.pt")
     env["DIGITS_CHECKPOINT"] = "/checkpoints/mnist_cnn.pt"
     compose("up", "-d", "--wait", "api", env=env)
     status, info = get(f"http://127.0.0.1:{port}/model")
@@ -113,3 +107,42 @@ def test_train_profile_writes_a_checkpoint_the_api_serves(port: int) -> None:
     assert info["checkpoint"]["sha256"] != shipped  # type: ignore[index]  # the one just trained
     assert info["train_config"]["limit"] == 512  # type: ignore[index]
     compose("up", "-d", "--wait", "api", env={"PORT": str(port)})  # back to the shipped checkpoint
+
+
+def versions_soon(base: str, wanted: str) -> set[str]:
+    """The versions answering on 16 new connections (both workers, but for a chance of 2 in 2**16),
+    once they are all `wanted` or after 10 s: the other worker follows the one that answered."""
+    for _ in range(100):
+        seen = {str(get(base + "/health/ready")[1]["model_version"]) for _ in range(16)}
+        if seen == {wanted}:
+            break
+        time.sleep(0.1)
+    return seen
+
+
+def test_reload_in_the_container_without_a_restart(port: int) -> None:
+    """The checkpoints volume is DIGITS_CHECKPOINT_DIR in Compose: a checkpoint trained into it is
+    loaded by POST /admin/reload, and SIGHUP (docker compose kill) goes back to DIGITS_CHECKPOINT."""
+    token = "container-reload-token-0123"
+    env = train_in_container(port, "/checkpoints/v2.pt")
+    compose("up", "-d", "--wait", "api", env={**env, "DIGITS_ADMIN_TOKEN": token})
+    base = f"http://127.0.0.1:{port}"
+    shipped = str(get(base + "/health/ready")[1]["model_version"])
+    started = compose("ps", "-q", "api").strip()
+    req = urllib.request.Request(
+        base + "/admin/reload",
+        data=json.dumps({"checkpoint": "v2.pt"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answer = json.loads(r.read())
+    assert answer["previous_version"] == shipped
+    assert answer["scope"] == "all workers"
+    assert answer["model_version"] != shipped
+    new = str(answer["model_version"])
+    assert versions_soon(base, new) == {new}  # in both workers
+    compose("kill", "-s", "SIGHUP", "api")
+    assert versions_soon(base, shipped) == {shipped}
+    assert compose("ps", "-q", "api").strip() == started  # the same container: no restart
+    compose("up", "-d", "--wait", "api", env={"PORT": str(port)})  # without the token again
