@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(page.router)
-    app.include_router(admin.router)
+    # off without a token: it still answers, 404 with how to turn it on, but is not documented
+    app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     report = settings.checkpoint.parent / "report"  # what model.evaluate --plots drew for this checkpoint
     if report.is_dir():

@@ -191,9 +191,9 @@ def test_a_worker_that_cannot_start_is_restarted_with_back_off(tmp_path: Path) -
         stop(s)
 
 
-def test_the_metrics_folder_is_removed_at_exit(tmp_path: Path) -> None:
+def test_the_metrics_and_choice_folders_are_removed_at_exit(tmp_path: Path) -> None:
     s = start({"DIGITS_WORKERS": "2", "TMPDIR": str(tmp_path)})
-    assert [p.name.startswith("digits-metrics-") for p in tmp_path.iterdir()] == [True]
+    assert sorted(p.name.split("-")[1] for p in tmp_path.iterdir()) == ["choice", "metrics"]
     assert stop(s) in (0, -signal.SIGTERM)
     assert list(tmp_path.iterdir()) == []
 

@@ -172,7 +172,14 @@ def test_the_token_is_required_and_checked(
     assert admin.get("/health/ready").json()["model_version"] == a  # nothing loaded
 
 
+def test_the_endpoint_is_documented_when_on(admin: TestClient) -> None:
+    reload = admin.get("/openapi.json").json()["paths"]["/admin/reload"]["post"]
+    assert set(reload["responses"]) == {"200", "401", "403", "404", "422"}
+    assert reload["security"] == [{"HTTPBearer": []}]
+
+
 def test_the_endpoint_is_off_without_a_token(client: TestClient) -> None:
+    assert "/admin/reload" not in client.get("/openapi.json").json()["paths"]
     r = client.post("/admin/reload", headers=AUTH)
     assert r.status_code == 404
     assert "DIGITS_ADMIN_TOKEN" in r.json()["error"]["message"]
