@@ -4,8 +4,9 @@ Each command in turn serves on a free port with nothing tuned (info logging, the
 user has it), gets 3 s of wrk warm-up, then wrk -t1 -c64 for --seconds with a 28x28 MNIST PNG as a
 raw body. Rows are grouped by how many worker processes the command runs; each row's ratio is to the
 best row of its group, the tuned configurations (one torch thread a worker, set by hand) included.
-With --image, the container as `docker compose up` runs it (`python -m app`, the image's settings,
-2 CPUs), on the host's network so no proxy sits in the way. `bench/bench.py` prints these rows too.
+With --image, also the container: `docker run --cpus 2` of that image with its own settings
+(`python -m app`, 2 workers) and Docker's default json-file logging, on the host's network so no
+proxy sits in the way. `bench/bench.py` prints these rows too.
 """
 
 from __future__ import annotations
