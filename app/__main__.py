@@ -28,6 +28,8 @@ def main() -> int:
     except CheckpointError as e:
         log.error("cannot start: %s", e)
         return 1
+    # the workers read it: each then knows how many share the CPUs, without guessing
+    os.environ["DIGITS_WORKERS"] = str(settings.worker_count)
     if settings.worker_count == 1:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # (several workers: app/serve.py makes one)
     # glibc gives every thread its own malloc arena and keeps freed memory in them; two arenas keep

@@ -96,12 +96,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ready = True
         workers, source = settings.worker_processes
         log.info(
-            "ready: model %s (test accuracy %s), %d torch threads (%s; %d worker processes: %s)",
+            "ready: model %s (test accuracy %s), %d torch threads (%s; %s worker processes: %s)",
             engine.version,
             engine.model.meta.get("metrics", {}).get("test_accuracy"),
             settings.effective_torch_threads,
             "DIGITS_TORCH_THREADS" if settings.torch_threads else f"{available_cpus()} CPUs shared",
-            workers,
+            workers or "unknown",
             source,
         )
         yield

@@ -107,15 +107,16 @@ class Settings(BaseSettings):
         return value
 
     @cached_property
-    def worker_processes(self) -> tuple[int, str]:
+    def worker_processes(self) -> tuple[int | None, str]:
         """How many worker processes share this machine's CPUs, and where that was read:
-        DIGITS_WORKERS when it is set (`python -m app`; 0: one per CPU), else the server that
-        started this process (`uvicorn --workers N`, gunicorn's `-w N`, or WEB_CONCURRENCY, their
-        default), else 1: the safe guess, which the ready log line names."""
+        DIGITS_WORKERS when it is set (`python -m app` always sets it for its workers; 0: one per
+        CPU), else the server that started this process (`uvicorn --workers N`, gunicorn's `-w N`,
+        or WEB_CONCURRENCY, their default); None when nothing says (another server, an embedding
+        program)."""
         if "workers" in self.model_fields_set:
             return self.worker_count, "DIGITS_WORKERS"
         found = launcher_workers()
-        return found if found else (1, "assumed: no DIGITS_WORKERS and no uvicorn or gunicorn parent")
+        return found if found else (None, "unknown: set DIGITS_WORKERS to the worker processes sharing the CPUs")
 
     @cached_property
     def worker_count(self) -> int:
@@ -125,10 +126,13 @@ class Settings(BaseSettings):
     @cached_property
     def effective_torch_threads(self) -> int:
         """torch_threads, or the CPUs this process may use (cgroup quota included) shared among
-        the worker processes."""
+        the worker processes; 1 when their number is unknown, the safe choice: taking every CPU
+        beside unseen siblings cost 13x (bench/README.md, "Start commands"), one thread alone a
+        few percent."""
         if self.torch_threads:
             return self.torch_threads
-        return max(1, available_cpus() // self.worker_processes[0])
+        workers = self.worker_processes[0]
+        return max(1, available_cpus() // workers) if workers else 1
 
 
 #: Servers that start worker processes: the options that say how many, and whether WEB_CONCURRENCY

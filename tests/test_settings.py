@@ -104,3 +104,14 @@ def test_launcher_workers_share_the_cpus(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(settings_module, "launcher_workers", lambda: (2, "uvicorn --workers"))
     assert Settings().effective_torch_threads == 1
     assert Settings(workers=1).effective_torch_threads == 2  # DIGITS_WORKERS, when set, is the count
+
+
+def test_unknown_siblings_mean_one_torch_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither DIGITS_WORKERS nor a known server's command line: the safe choice, said in the log."""
+    monkeypatch.setattr(settings_module, "available_cpus", lambda: 8)
+    monkeypatch.setattr(settings_module, "launcher_workers", lambda: None)
+    settings = Settings()
+    assert settings.worker_processes[0] is None
+    assert "DIGITS_WORKERS" in settings.worker_processes[1]
+    assert settings.effective_torch_threads == 1
+    assert Settings(torch_threads=4).effective_torch_threads == 4
