@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import logging
 import os
 import signal
 import threading
@@ -24,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the supervisor imports this module, and it holds no torch (settings would bring it)
     from app.settings import Settings
-
-log = logging.getLogger("app.reload")
 
 #: Set by the supervisor for its workers: the file holding the checkpoint chosen by the last
 #: `POST /admin/reload`, absent when it is `DIGITS_CHECKPOINT`.

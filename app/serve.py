@@ -9,8 +9,9 @@ The supervisor imports no torch and not the app (only its logging; it stays smal
 workers, restarts one that dies, and on SIGTERM or SIGINT passes SIGTERM on, so each drains its
 requests, and waits. On SIGHUP it passes SIGHUP on: each worker reloads the checkpoint at
 DIGITS_CHECKPOINT (`app/reload.py`); on SIGUSR1, sent by a worker that took `POST /admin/reload`,
-the same, with the file that request chose. A worker's socket listens only once its start-up is done (uvicorn calls
-listen after the lifespan), so no connection waits on a worker still loading the model.
+the same, with the file that request chose. A worker's socket listens only once its start-up is
+done (uvicorn calls listen after the lifespan), so no connection waits on a worker still loading
+the model.
 """
 
 from __future__ import annotations
