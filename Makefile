@@ -10,7 +10,7 @@ MNIST ?= data/mnist
 TORCH_INDEX ?=
 TORCH_WHEEL_DIR ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 
-.PHONY: install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test clean
+.PHONY: install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test k8s-check clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# deploy/k8s rendered as `kubectl apply -k` would and validated strictly (no cluster needed)
+k8s-check: install
+	kubectl kustomize deploy/k8s | $(BIN)/kubernetes-validate --strict --kubernetes-version 1.32.0 -
+	$(BIN)/pytest -q tests/test_k8s.py
 
 train: install
 	$(BIN)/python -m model.train --data-dir $(MNIST)

@@ -50,3 +50,17 @@ class MemoryBudget:
                 self._changed.notify_all()
             if idle:
                 give_back_memory()
+
+
+#: A worker's resident memory, measured (README.md, "Reliability"): about this much at rest (torch, the
+#: app, the model) ...
+REST_MB = 300
+#: ... plus its working copies beside the budgeted decodes.
+SPARE_MB = 40
+
+
+def worker_memory_bound_mb(work_memory_mb: int) -> int:
+    """The most a worker holds: at rest, DIGITS_WORK_MEMORY_MB of decodes and working copies
+    (500 MB with the default 160; measured at most 451 under bench/attacks.py). Deployment limits
+    are this times the workers (deploy/k8s, checked by tests/test_k8s.py)."""
+    return REST_MB + work_memory_mb + SPARE_MB
