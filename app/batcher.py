@@ -49,6 +49,18 @@ class Batcher(Generic[In, Out]):
             self._drain_task = asyncio.create_task(self._drain())
         return await future
 
+    async def submit_many(self, items: Sequence[In]) -> list[Out]:
+        """Queue several inputs at once (they join the same batches as single ones); their answers,
+        in order."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Out]] = []
+        for item in items:
+            futures.append(loop.create_future())
+            self._queue.append((item, futures[-1]))
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain())
+        return list(await asyncio.gather(*futures))
+
     async def _drain(self) -> None:
         while self._queue:
             if self.max_wait > 0 and len(self._queue) < self.max_batch:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,7 +42,6 @@ from model.preprocess import preprocess_opened
 INLINE_PIXELS = 300 * 300
 
 T = TypeVar("T")
-log = logging.getLogger("app.engine")
 
 #: How much lower the decoding threads' CPU priority is (nice), where the system allows it.
 DECODE_NICENESS = 10
@@ -70,6 +68,15 @@ async def run_to_completion(work: Awaitable[T]) -> T:
     if cancelled:
         raise asyncio.CancelledError
     return task.result()
+
+
+class ImageUnreadable(Exception):
+    """Image `index` of a request could not be read (`predict_encoded`)."""
+
+    def __init__(self, index: int, error: PreprocessError) -> None:
+        super().__init__(f"image {index}: {error}")
+        self.index = index
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,26 @@ class Engine:
         """Several images in one forward pass, on a worker thread; a bad image's error in its slot."""
         predictor = self.predictor  # one model for the whole batch, whatever a reload does meanwhile
         return await self._decoding(predictor.predict_many, images)
+
+    async def predict_encoded(self, images: Sequence[bytes]) -> list[Answer]:
+        """Encoded images, preprocessed on a decoding thread, then through the batcher, sharing
+        forward passes with single requests; ImageUnreadable for the first that cannot be read."""
+        predictor = self.predictor
+
+        def preprocess_all() -> list[np.ndarray]:
+            inputs = []
+            for i, data in enumerate(images):
+                try:
+                    inputs.append(predictor.preprocess(data).image)
+                except PreprocessError as e:
+                    raise ImageUnreadable(i, type(e)(str(e))) from None
+            return inputs
+
+        return await self.batcher.submit_many(await self._decoding(preprocess_all))
+
+    async def predict_pixels(self, pixels: np.ndarray) -> list[Answer]:
+        """(N, 28, 28) preprocessed images (0..1, white on black) through the batcher."""
+        return await self.batcher.submit_many(list(pixels))
 
     async def explain(self, data: bytes) -> tuple[Answer, Explanation]:
         """One image with what the model saw and where it looked (a backward pass, on a worker thread)."""

@@ -66,7 +66,14 @@ def preprocess_status(error: PreprocessError) -> int:
     return 400
 
 
-def error_body(code: str, message: str, request_id: str | None) -> dict[str, Any]:
+#: Paths of the Open Inference Protocol (`app/routers/v2.py`), whose errors are its own shape.
+PROTOCOL_PREFIX = "/v2"
+
+
+def error_body(code: str, message: str, request_id: str | None, path: str = "") -> dict[str, Any]:
+    """The service's error shape; under PROTOCOL_PREFIX the protocol's, `{"error": message}`."""
+    if path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/"):
+        return {"error": message}
     return {"error": {"code": code, "message": message, "request_id": request_id}}
 
 
@@ -85,7 +92,8 @@ def _request_id(request: Request) -> str | None:
 def _respond(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONAnswer:
-    return JSONAnswer(error_body(code, message, _request_id(request)), status_code=status, headers=headers)
+    body = error_body(code, message, _request_id(request), request.url.path)
+    return JSONAnswer(body, status_code=status, headers=headers)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONAnswer:

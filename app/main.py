@@ -21,7 +21,7 @@ from app.metrics import Metrics
 from app.middleware import InFlight, RequestContext
 from app.reload import chosen_checkpoint, listen_for_sighup
 from app.responses import JSONAnswer
-from app.routers import admin, health, info, page, predict
+from app.routers import admin, health, info, page, predict, v2
 from app.settings import Settings, available_cpus, load_settings
 from model.checkpoint import CheckpointError
 
@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(page.router)
     # off without a token: it still answers, 404 with how to turn it on, but is not documented
     app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
+    v2.install(app)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     report = settings.checkpoint.parent / "report"  # what model.evaluate --plots drew for this checkpoint
     if report.is_dir():
@@ -146,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContext,
         metrics=metrics,
-        body_limits={"/predict/batch": settings.max_batch_bytes},
+        body_limits={"/predict/batch": settings.max_batch_bytes, "/v2/models/": settings.max_batch_bytes},
         default_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
         max_in_flight=settings.max_in_flight,
         timeout=settings.request_timeout,

@@ -102,13 +102,20 @@ class RequestContext:
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.body_limits = body_limits
+        self.body_limits = body_limits  # a path, or a prefix ending in "/", -> its body limit
+        self.prefix_limits = [(p, n) for p, n in body_limits.items() if p.endswith("/")]
         self.default_limit = default_limit
         self.max_in_flight = max_in_flight
         self.timeout = timeout
         self.deadlines = Deadlines(timeout)
         self.in_flight = in_flight or InFlight()  # shared with the batcher, which reads it
         self.overloaded = f"the service is at its limit of {max_in_flight} requests in flight; retry shortly"
+
+    def body_limit(self, path: str) -> int:
+        limit = self.body_limits.get(path)
+        if limit is not None:
+            return limit
+        return next((n for prefix, n in self.prefix_limits if path.startswith(prefix)), self.default_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,7 +126,7 @@ class RequestContext:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _CLIENT_ID.match(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        exchange = _Exchange(receive, send, request_id, self.body_limits.get(scope["path"], self.default_limit))
+        exchange = _Exchange(receive, send, request_id, self.body_limit(scope["path"]), scope["path"])
         limited = not scope["path"].startswith(UNLIMITED_PREFIXES)
         try:
             declared = int(headers.get(b"content-length", b"0") or 0)
@@ -196,10 +203,11 @@ def _known_path(scope: Scope) -> str:
 class _Exchange:
     """One request's receive/send, wrapped: byte counting, the request id header, draining."""
 
-    def __init__(self, receive: Receive, send: Send, request_id: str, limit: int) -> None:
+    def __init__(self, receive: Receive, send: Send, request_id: str, limit: int, path: str = "") -> None:
         self._receive = receive
         self._send = send
         self.request_id = request_id
+        self.path = path
         self.limit = limit
         self.received = 0
         self.body_done = False
@@ -247,7 +255,7 @@ class _Exchange:
             await asyncio.wait_for(drop(), DRAIN_SECONDS)
 
     async def send_error(self, status: int, code: str, message: str, extra: dict[bytes, bytes] | None = None) -> None:
-        body = encode(error_body(code, message, self.request_id))
+        body = encode(error_body(code, message, self.request_id, self.path))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         headers += list((extra or {}).items())
         if status == 413:

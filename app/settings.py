@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         None,
         description="bearer token for POST /admin/reload (16 characters or more); unset: the admin endpoint is off",
     )
+    oip_model_name: str = Field(
+        "digits",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="the model's name in the Open Inference Protocol (/v2/models/{name})",
+    )
     max_upload_bytes: int = Field(5 * MiB, gt=0, description="largest image upload, in bytes")
     max_batch_bytes: int = Field(32 * MiB, gt=0, description="largest /predict/batch request body, in bytes")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0, description="largest image, in pixels (width x height)")
@@ -116,7 +121,7 @@ class Settings(BaseSettings):
         if "workers" in self.model_fields_set:
             return self.worker_count, "DIGITS_WORKERS"
         found = launcher_workers()
-        return found if found else (None, "unknown: set DIGITS_WORKERS to the worker processes sharing the CPUs")
+        return found if found else (None, "nothing says how many; set DIGITS_WORKERS to the processes sharing the CPUs")
 
     @cached_property
     def worker_count(self) -> int:
