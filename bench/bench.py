@@ -5,7 +5,8 @@
 2. Loads it with wrk on 127.0.0.1 at c=1, 16 and 64 for a 28x28 MNIST PNG, a 280x280 RGB PNG (black
    digit on white) and a 280x280 transparent RGBA canvas PNG, each as a raw body and as multipart:
    req/s, p50, p99, non-2xx and socket errors.
-3. /predict/batch with 64 images a request (c=8; BATCH_CONCURRENCY says why): images/s, beside the
+3. /predict/batch with 64 images a request (c=8; BATCH_CONCURRENCY says why): images/s, and the same
+   64 images to the Open Inference Protocol's infer as binary BYTES; beside them the
    pure forward-pass throughput of the network measured in the same run (2 processes, 1 thread
    each, batch 64), both as plain eager NCHW and channels-last as the service runs it
    (model.network.inference_forward).
@@ -95,11 +96,22 @@ def make_payloads(out: Path) -> dict[str, tuple[Path, str]]:
     body, ctype = multipart([("files", f"{i}.png", images["mnist28"]) for i in range(BATCH)])
     (out / "batch64.multipart").write_bytes(body)
     bodies["batch64/multipart"] = (out / "batch64.multipart", ctype)
+    # the same 64 PNGs to the Open Inference Protocol, as binary BYTES (tritonclient's binary_data=True)
+    blob = b"".join(len(images["mnist28"]).to_bytes(4, "little") + images["mnist28"] for _ in range(BATCH))
+    head = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [BATCH],
+                                   "parameters": {"binary_data_size": len(blob)}}]}).encode()  # fmt: skip
+    (out / "v2batch64.binary").write_bytes(head + blob)
+    bodies["v2batch64/binary"] = (out / "v2batch64.binary", "application/octet-stream")
+    V2_HEADERS["v2batch64/binary"] = f"Inference-Header-Content-Length: {len(head)}"
     return bodies
 
 
-def wrk(url: str, body: Path, ctype: str, conc: int, seconds: float, log: Path) -> dict[str, float]:
-    env = {**os.environ, "BODY_FILE": str(body), "CONTENT_TYPE": ctype}
+#: Extra request headers of some payloads (the binary Open Inference Protocol body's JSON length).
+V2_HEADERS: dict[str, str] = {}
+
+
+def wrk(url: str, body: Path, ctype: str, conc: int, seconds: float, log: Path, header: str = "") -> dict[str, float]:
+    env = {**os.environ, "BODY_FILE": str(body), "CONTENT_TYPE": ctype, "EXTRA_HEADER": header}
     cmd = ["wrk", "-t1", f"-c{conc}", f"-d{seconds:g}s", "--timeout", "10s", "--latency",
            "-s", str(ROOT / "bench" / "post_body.lua"), url]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False).stdout
@@ -287,14 +299,19 @@ def main() -> int:
         )
         memory += [memory_mb(pid) for pid in children(proc.pid)]
         results["batch64"] = {**r, "images_per_s": r["rps"] * BATCH}
+        body, ctype = bodies["v2batch64/binary"]
+        r = wrk(base + "/v2/models/digits/infer", body, ctype, BATCH_CONCURRENCY, args.seconds,
+                out / "wrk" / f"v2batch64_c{BATCH_CONCURRENCY}.txt", V2_HEADERS["v2batch64/binary"])  # fmt: skip
+        results["v2batch64"] = {**r, "images_per_s": r["rps"] * BATCH}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     for kind in ("rss", "pss", "private"):
         results[f"worker_{kind}_mb_max"] = max((m[kind] for m in memory), default=0.0)
 
-    batch = results["batch64"]
+    batch, v2 = results["batch64"], results["v2batch64"]
     assert isinstance(batch, dict)
+    assert isinstance(v2, dict)
     summary = [
         f"# Benchmark {stamp}", "",
         f"`python bench/bench.py --seconds {args.seconds:g}`: service as the Docker image runs it (2 workers, 1 torch "
@@ -304,6 +321,9 @@ def main() -> int:
         f"(p99 {batch['p99_ms']:.1f} ms); pure forward pass at batch 64, 2 processes x 1 thread: "
         f"eager NCHW {forward:,.0f} images/s, ratio **{batch['images_per_s'] / forward:.2f}**; channels-last as the "
         f"service runs it {forward_opt:,.0f} images/s, ratio **{batch['images_per_s'] / forward_opt:.2f}**",
+        f"- the same 64 PNGs to `/v2/models/digits/infer` as binary BYTES (Open Inference Protocol), c="
+        f"{BATCH_CONCURRENCY}: {v2['images_per_s']:,.0f} images/s (p99 {v2['p99_ms']:.1f} ms, non-2xx "
+        f"{v2['non200']:.0f}), **{v2['images_per_s'] / batch['images_per_s']:.2f}x** /predict/batch's",
         f"- start to ready: {ready_s:.2f} s; worker RSS after the loads: max {results['worker_rss_mb_max']:.0f} MB "
         f"(PSS {results['worker_pss_mb_max']:.0f} MB, private {results['worker_private_mb_max']:.0f} MB)",
     ]  # fmt: skip
