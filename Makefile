@@ -10,7 +10,7 @@ MNIST ?= data/mnist
 TORCH_INDEX ?=
 TORCH_WHEEL_DIR ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 
-.PHONY: install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test k8s-check clean
+.PHONY: install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test k8s-check negatives clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,11 @@ evaluate: install
 realworld: install
 	$(BIN)/python -m model.realworld out/realworld --per-kind 100
 	$(BIN)/python -m model.evaluate --images out/realworld
+
+# images with no digit (model/negatives.py): how many are refused, how many answered with confidence
+negatives: install
+	$(BIN)/python -m model.negatives out/negatives --per-kind 100
+	$(BIN)/python -m model.evaluate --images out/negatives
 
 # The Docker build takes torch's CPU wheel from ./wheels when one is there (machines that reach no
 # PyTorch index keep it in pip's find-links folder); elsewhere it comes from PyTorch's CPU index.

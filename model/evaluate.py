@@ -2,7 +2,11 @@
 
 Image folders are read through `model.preprocess`, exactly as the service reads uploads. A file's
 label is the digit its name starts with, followed by `_` or `-`, and the next name field, if any,
-is its kind: `7_photo_0012.jpg` is a 7 of kind `photo`. Accuracy is reported per kind too.
+is its kind: `7_photo_0012.jpg` is a 7 of kind `photo`; `x_texture_0003.png` holds no digit
+(`python -m model.negatives`). Reported for the digits, overall and per kind: accuracy, the share
+refused, the expected calibration error (15 equal-width bins) and the share of answers that are
+wrong at a confidence above 0.9; for the images with no digit, per kind: the share refused and the
+share answered at a confidence above 0.9.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import argparse
 import json
 import re
 import sys
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,36 +23,47 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from model.calibration import CONFIDENT, confident_wrong_share, expected_calibration_error
 from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, LoadedModel, load_checkpoint
 from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.errors import PreprocessError
 from model.preprocess import preprocess
 
-LABEL_PATTERN = re.compile(r"^(?P<label>\d)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
+LABEL_PATTERN = re.compile(r"^(?P<label>\d|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
+#: The label of an image that holds no digit (a file named `x_...`).
+NOT_A_DIGIT = -1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
 class Evaluation:
     images: np.ndarray  # (N, 28, 28) in [0, 1]: what the model saw (zeros where preprocessing failed)
-    labels: np.ndarray  # (N,)
-    predictions: np.ndarray  # (N,); -1 where preprocessing refused the file
+    labels: np.ndarray  # (N,); NOT_A_DIGIT for an image with no digit
+    predictions: np.ndarray  # (N,); -1 where the file was refused
     kinds: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    confidences: np.ndarray | None = None  # (N,) the stated probability of each answer; 0 where refused
 
     def summary(self) -> dict[str, Any]:
-        n = len(self.labels)
-        correct = self.predictions == self.labels
+        confidences = self.confidences if self.confidences is not None else np.ones(len(self.labels))
+        is_digit = self.labels != NOT_A_DIGIT
+        labels, predictions = self.labels[is_digit], self.predictions[is_digit]
+        n = len(labels)
+        correct = predictions == labels
         digits = list(range(10))
-        precision, recall, _, support = precision_recall_fscore_support(
-            self.labels, self.predictions, labels=digits, zero_division=0
-        )
+        if n:
+            precision, recall, _, support = precision_recall_fscore_support(
+                labels, predictions, labels=digits, zero_division=0
+            )
+        else:  # a folder of images with no digit only
+            precision = recall = support = np.zeros(10)
         out: dict[str, Any] = {
             "accuracy": float(correct.mean()) if n else 0.0,
             "n": n,
             "errors": int((~correct).sum()),
-            "refused": int((self.predictions < 0).sum()),
+            "refused": int((predictions < 0).sum()),
+            **_calibration(predictions, correct, confidences[is_digit]),
             "per_class": {
                 str(d): {
                     "precision": round(float(precision[d]), 4),
@@ -58,45 +72,84 @@ class Evaluation:
                 }
                 for d in digits
             },
-            "confusion_matrix": confusion_matrix(self.labels, self.predictions, labels=digits).tolist(),
+            "confusion_matrix": (
+                confusion_matrix(labels, predictions, labels=digits) if n else np.zeros((10, 10), int)
+            ).tolist(),
         }
         if self.kinds:
-            by_kind: dict[str, list[bool]] = defaultdict(list)
-            for kind, ok in zip(self.kinds, correct, strict=True):
-                by_kind[kind].append(bool(ok))
-            out["by_kind"] = {
-                k: {"accuracy": round(sum(v) / len(v), 4), "n": len(v)} for k, v in sorted(by_kind.items())
-            }
+            kinds = np.array(self.kinds)
+            out["by_kind"] = {}
+            for kind in sorted(set(kinds[is_digit].tolist())):
+                at = is_digit & (kinds == kind)
+                ok = self.predictions[at] == self.labels[at]
+                row = {"accuracy": round(float(ok.mean()), 4), "n": int(at.sum())}
+                out["by_kind"][kind] = row | _calibration(self.predictions[at], ok, confidences[at])
+            negatives = {}
+            for kind in sorted(set(kinds[~is_digit].tolist())):
+                at = ~is_digit & (kinds == kind)
+                negatives[kind] = _refusal(self.predictions[at], confidences[at])
+            if negatives:
+                out["not_a_digit"] = {"all": _refusal(self.predictions[~is_digit], confidences[~is_digit]),
+                                      "by_kind": negatives}  # fmt: skip
         return out
 
 
+def _calibration(predictions: np.ndarray, correct: np.ndarray, confidences: np.ndarray) -> dict[str, float]:
+    """Refusal rate, and over the answers: expected calibration error and confident wrong share."""
+    answered = predictions >= 0
+    return {
+        "refusal_rate": round(float((~answered).mean()), 4) if len(predictions) else 0.0,
+        "ece": round(expected_calibration_error(confidences[answered], correct[answered]), 4),
+        "confident_wrong": round(confident_wrong_share(confidences[answered], correct[answered]), 4),
+    }
+
+
+def _refusal(predictions: np.ndarray, confidences: np.ndarray) -> dict[str, float]:
+    """For images with no digit: the share refused, and the share answered above CONFIDENT."""
+    n = len(predictions)
+    return {
+        "n": n,
+        "refusal_rate": round(float((predictions < 0).mean()), 4) if n else 0.0,
+        "answered_confident": round(float(((predictions >= 0) & (confidences > CONFIDENT)).mean()), 4) if n else 0.0,
+    }
+
+
 @torch.inference_mode()
+def probabilities(model: LoadedModel, images: np.ndarray | torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """(N, 10) probabilities, with the checkpoint's temperature as the service states them, for
+    (N, 28, 28) images in [0, 1]."""
+    images = torch.as_tensor(images, dtype=torch.float32)
+    parts = [torch.softmax(model.net(to_tensor(images[i : i + batch_size])) / model.temperature, dim=1)
+             for i in range(0, len(images), batch_size)]  # fmt: skip
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 10), dtype=np.float32)
+
+
 def predict(model: LoadedModel, images: np.ndarray | torch.Tensor, batch_size: int = 1000) -> np.ndarray:
     """Predicted digits for (N, 28, 28) images in [0, 1]."""
-    images = torch.as_tensor(images, dtype=torch.float32)
-    preds = [model.net(to_tensor(images[i : i + batch_size])).argmax(1) for i in range(0, len(images), batch_size)]
-    return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+    predicted: np.ndarray = probabilities(model, images, batch_size).argmax(axis=1).astype(np.int64)
+    return predicted
 
 
 def evaluate_mnist(model: LoadedModel, data_dir: str | Path | None = None, limit: int | None = None) -> Evaluation:
     test = load_split("test", data_dir)
     images = test.images[:limit].float().numpy() / 255
     labels = test.labels[:limit].numpy()
-    return Evaluation(images=images, labels=labels, predictions=predict(model, images))
+    probs = probabilities(model, images)
+    return Evaluation(images, labels, probs.argmax(axis=1).astype(np.int64), confidences=probs.max(axis=1))
 
 
 def label_of(path: Path) -> tuple[int, str] | None:
     m = LABEL_PATTERN.match(path.name)
     if m is None:
         return None
-    return int(m["label"]), m["kind"] or ""
+    return (NOT_A_DIGIT if m["label"] == "x" else int(m["label"])), m["kind"] or ""
 
 
 def evaluate_images(model: LoadedModel, folder: Path) -> Evaluation:
     """Every labelled image file in `folder`, through the service's preprocessing."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and label_of(p))
     if not files:
-        raise FileNotFoundError(f"{folder}: no image files named like 7_kind_001.png")
+        raise FileNotFoundError(f"{folder}: no image files named like 7_kind_001.png or x_kind_001.png")
     images = np.zeros((len(files), 28, 28), dtype=np.float32)
     ok = np.zeros(len(files), dtype=bool)
     labels, kinds = [], []
@@ -110,9 +163,12 @@ def evaluate_images(model: LoadedModel, folder: Path) -> Evaluation:
         except PreprocessError:
             pass
     predictions = np.full(len(files), -1, dtype=np.int64)
+    confidences = np.zeros(len(files), dtype=np.float64)
     if ok.any():
-        predictions[ok] = predict(model, images[ok])
-    return Evaluation(images, np.array(labels), predictions, kinds=kinds, names=[p.name for p in files])
+        probs = probabilities(model, images[ok])
+        predictions[ok], confidences[ok] = probs.argmax(axis=1), probs.max(axis=1)
+    names = [p.name for p in files]
+    return Evaluation(images, np.array(labels), predictions, kinds=kinds, names=names, confidences=confidences)
 
 
 def draw_plots(model: LoadedModel, ev: Evaluation, out: Path) -> list[Path]:
@@ -188,8 +244,9 @@ def _save(fig: Any, path: Path) -> Path:
 def format_report(summary: dict[str, Any], source: str, model: LoadedModel) -> str:
     lines = [
         f"checkpoint {model.path} (sha256 {model.version})",
-        f"{source}: accuracy {summary['accuracy']:.4f} on {summary['n']} images "
-        f"({summary['errors']} wrong, {summary['refused']} refused by preprocessing)",
+        f"{source}: accuracy {summary['accuracy']:.4f} on {summary['n']} digit images "
+        f"({summary['errors']} wrong, {summary['refused']} refused); calibration error (ECE, 15 bins) "
+        f"{summary['ece']:.4f}, wrong above {CONFIDENT} {summary['confident_wrong']:.4f} of answers",
         "",
         "digit  precision  recall  support",
     ]
@@ -198,7 +255,15 @@ def format_report(summary: dict[str, Any], source: str, model: LoadedModel) -> s
     lines += ["", "confusion matrix (rows true, columns predicted):"]
     lines += ["  " + " ".join(f"{v:>5}" for v in row) for row in summary["confusion_matrix"]]
     for kind, row in summary.get("by_kind", {}).items():
-        lines.append(f"kind {kind:<10} accuracy {row['accuracy']:.4f}  n={row['n']}")
+        lines.append(f"kind {kind:<10} accuracy {row['accuracy']:.4f}  n={row['n']:<5} refused "
+                     f"{row['refusal_rate']:.4f}  ECE {row['ece']:.4f}  wrong above {CONFIDENT} "
+                     f"{row['confident_wrong']:.4f}")  # fmt: skip
+    negatives = summary.get("not_a_digit")
+    if negatives:
+        lines.append("")
+        for kind, row in {**negatives["by_kind"], "(all)": negatives["all"]}.items():
+            lines.append(f"no digit {kind:<10} n={row['n']:<5} refused {row['refusal_rate']:.4f}  answered above "
+                         f"{CONFIDENT} {row['answered_confident']:.4f}")  # fmt: skip
     return "\n".join(lines)
 
 

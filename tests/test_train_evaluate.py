@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from model import data, realworld
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sha256_of
@@ -123,12 +124,24 @@ def test_evaluate_image_folder_and_plots(tmp_path: Path, capsys: pytest.CaptureF
         (folder / f"7_drawn_{i}.png").write_bytes(encode(draw_seven(offset=(10 + 30 * i, 12))))
     (folder / "1_blank_0.png").write_bytes(encode(draw_seven(ink=255)))  # no ink: refused, counted wrong
     (folder / "notes.txt").write_text("ignored")
+    (folder / "x_plain_0.png").write_bytes(encode(draw_seven(ink=255)))  # no digit, and refused
+    gradient = Image.fromarray(np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (64, 1)), "L")
+    (folder / "x_gradient_0.png").write_bytes(encode(gradient))  # no digit
     plots = tmp_path / "plots"
     assert evaluate_main(["--images", str(folder), "--json", "--plots", str(plots)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert (out["n"], out["errors"], out["refused"]) == (4, 1, 1)
+    assert (out["n"], out["errors"], out["refused"]) == (4, 1, 1)  # the digits; not the two without
     assert out["accuracy"] == 0.75
-    assert out["by_kind"] == {"blank": {"accuracy": 0.0, "n": 1}, "drawn": {"accuracy": 1.0, "n": 3}}
+    assert out["refusal_rate"] == 0.25
+    assert set(out["by_kind"]) == {"blank", "drawn"}
+    assert out["by_kind"]["blank"] == {"accuracy": 0.0, "n": 1, "refusal_rate": 1.0, "ece": 0.0, "confident_wrong": 0.0}
+    drawn = out["by_kind"]["drawn"]
+    assert (drawn["accuracy"], drawn["n"], drawn["refusal_rate"], drawn["confident_wrong"]) == (1.0, 3, 0.0, 0.0)
+    assert drawn["ece"] < 0.01  # three right answers, each stated at nearly 1
+    negatives = out["not_a_digit"]
+    assert negatives["all"]["n"] == 2
+    assert negatives["by_kind"]["plain"] == {"n": 1, "refusal_rate": 1.0, "answered_confident": 0.0}
+    assert set(negatives["by_kind"]) == {"plain", "gradient"}
     names = sorted(p.name for p in plots.iterdir())
     assert names == [
         "confusion_matrix.png",
