@@ -34,7 +34,8 @@ raw body with an `image/*` content type) and get the digit, its calibrated confi
 probabilities. Photos of paper, canvas drawings, scans and MNIST samples are all read: the image is
 turned into an MNIST-style 28x28 input (ink cropped, fitted to 20x20, centred by mass) first.
 
-Every error has the same JSON shape: `{"error": {"code", "message", "request_id"}}`.
+Every error has the same JSON shape: `{"error": {"code", "message", "request_id"}}`. The Open Inference
+Protocol (KServe v2 REST) is served beside this API under `/v2`, with that protocol's error shape.
 """
 
 
