@@ -124,7 +124,12 @@ class Engine:
         else DIGITS_CHECKPOINT."""
         budget = MemoryBudget(settings.work_memory_mb * 1024 * 1024)
         predictor = await anyio.to_thread.run_sync(
-            Predictor.load, checkpoint or settings.checkpoint, settings.max_pixels, on_inference, budget
+            Predictor.load,
+            checkpoint or settings.checkpoint,
+            settings.max_pixels,
+            on_inference,
+            budget,
+            settings.refusal_rate,
         )
         # a lone request's forward pass on the event loop: faster with one torch thread a worker,
         # slower with more (bench/README.md, "Lone requests on the event loop")
@@ -157,7 +162,7 @@ class Engine:
                     self._report(done, "unchanged")
                     return done
                 new = await anyio.to_thread.run_sync(
-                    Predictor.load, checkpoint, old.max_pixels, old.on_inference, old.budget
+                    Predictor.load, checkpoint, old.max_pixels, old.on_inference, old.budget, old.refusal_rate
                 )
             except OSError as e:
                 self._report(None, "failed")

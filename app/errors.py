@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.responses import JSONAnswer
-from model.errors import ImageTooLarge, NoInk, PreprocessError, UnsupportedImage
+from model.errors import ImageTooLarge, NoInk, NotADigit, PreprocessError, UnsupportedImage
 
 
 class ServiceError(Exception):
@@ -57,11 +57,11 @@ class NotReady(ServiceError):
 
 
 def preprocess_status(error: PreprocessError) -> int:
-    """400 for undecodable images, 413 over the pixel cap, 422 for a valid image with no ink or in a
-    colour mode the service cannot read."""
+    """400 for undecodable images, 413 over the pixel cap, 422 for a valid image with no ink, with
+    no digit in it, or in a colour mode the service cannot read."""
     if isinstance(error, ImageTooLarge):
         return 413
-    if isinstance(error, NoInk | UnsupportedImage):
+    if isinstance(error, NoInk | UnsupportedImage | NotADigit):
         return 422
     return 400
 

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.deps import ready_engine
 from app.errors import ServiceError, error_body, mapped
-from app.responses import prediction_body, send_json
+from app.responses import accepted, prediction_body, send_json
 from app.uploads import read_single
 from model.errors import PreprocessError
 
@@ -43,7 +43,7 @@ class FastPredict:
             if body is None:
                 return  # the client went away
             upload = read_single(_header(scope, b"content-type"), body, self.max_upload_bytes)
-            answer = await engine.predict(upload.data)
+            answer = accepted(await engine.predict(upload.data))
         except (ServiceError, PreprocessError) as e:
             status, code, message, headers = mapped(e)
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]

@@ -13,13 +13,14 @@ import torch
 from PIL import Image, ImageDraw
 
 from app.budget import MemoryBudget
-from model.checkpoint import LoadedModel, load_checkpoint
+from model.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from model.contract import to_tensor
 from model.decode import Opened, open_image
 from model.errors import PreprocessError
 from model.explain import png_diverging, png_gray, saliency
 from model.network import inference_forward
 from model.preprocess import WORK_SIDE, Preprocessed, preprocess_opened
+from model.refusal import DEFAULT_RATE
 
 log = logging.getLogger("app.predictor")
 
@@ -44,12 +45,26 @@ class Answer:
     confidence: float
     probabilities: list[float]
     model_version: str  # the checkpoint that answered (a reload may swap it between requests)
+    refused: bool = False  # the confidence is under the refusal threshold: not a digit
+    threshold: float | None = None  # that threshold; None when the checkpoint refuses nothing
 
 
 @dataclass(frozen=True)
 class Explanation:
     input_png: bytes  # the 28x28 image the model saw, white ink on black
     saliency_png: bytes  # gradient x input for the answer: red for, blue against
+
+
+def refusal_threshold(model: LoadedModel, rate: float | None) -> float | None:
+    """The confidence under which `model` refuses an image, at the operating point `rate`
+    (DIGITS_REFUSAL_RATE; None: the default; 0: refusal off); None when it refuses nothing.
+    CheckpointError when the checkpoint holds no such operating point."""
+    if model.refusal is None or rate == 0:
+        return None
+    try:
+        return model.refusal.threshold(DEFAULT_RATE if rate is None else rate)
+    except ValueError as e:
+        raise CheckpointError(f"{model.path}: DIGITS_REFUSAL_RATE={rate}: {e}") from None
 
 
 class Predictor:
@@ -61,12 +76,15 @@ class Predictor:
         max_pixels: int,
         on_inference: Callable[[Sequence[Answer]], None] | None = None,
         budget: MemoryBudget | None = None,
+        refusal_rate: float | None = None,
     ) -> None:
         self.net = inference_forward(model.net)  # what answers; model.net (eager) stays for saliency maps
         self.model = model
         self.max_pixels = max_pixels
         self.on_inference = on_inference
         self.budget = budget
+        self.refusal_rate = refusal_rate
+        self.refuse_below = refusal_threshold(model, refusal_rate)
 
     @classmethod
     def load(
@@ -75,9 +93,11 @@ class Predictor:
         max_pixels: int,
         on_inference: Callable[[Sequence[Answer]], None] | None = None,
         budget: MemoryBudget | None = None,
+        refusal_rate: float | None = None,
     ) -> Predictor:
-        """Load and verify the checkpoint (raises CheckpointError), then warm up."""
-        predictor = cls(load_checkpoint(checkpoint), max_pixels, None, budget)
+        """Load and verify the checkpoint (raises CheckpointError, also when it cannot refuse at
+        `refusal_rate`), then warm up."""
+        predictor = cls(load_checkpoint(checkpoint), max_pixels, None, budget, refusal_rate)
         predictor.warm_up()
         predictor.on_inference = on_inference
         return predictor
@@ -111,8 +131,13 @@ class Predictor:
         probs = torch.softmax(logits / self.model.temperature, dim=1).numpy().astype(np.float64)
         rows: list[list[float]] = probs.tolist()  # whole-batch conversions: per-row numpy calls cost more
         digits: list[int] = probs.argmax(axis=1).tolist()
-        version = self.version
-        answers = [Answer(d, row[d], row, version) for d, row in zip(digits, rows, strict=True)]
+        version, below = self.version, self.refuse_below
+        if below is None:
+            answers = [Answer(d, row[d], row, version) for d, row in zip(digits, rows, strict=True)]
+        else:
+            answers = [
+                Answer(d, row[d], row, version, row[d] < below, below) for d, row in zip(digits, rows, strict=True)
+            ]
         if self.on_inference is not None:
             self.on_inference(answers)
         return answers

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Send
 
 from app.predictor import Answer
+from model.errors import NotADigit
 
 JSON = "application/json"
 
@@ -30,10 +31,25 @@ class JSONAnswer(JSONResponse):
         return encode(content)
 
 
-def prediction_body(answer: Answer) -> dict[str, Any]:
-    """The shape of `app.schemas.Prediction`, built without a second validation on the hot path."""
-    return {"digit": answer.digit, "confidence": answer.confidence, "probabilities": answer.probabilities,
+def prediction_body(answer: Answer, refusal: bool = False) -> dict[str, Any]:
+    """The shape of `app.schemas.Prediction`, built without a second validation on the hot path;
+    with `refusal` (?refuse=false), also whether the service would have refused it and why."""
+    body = {"digit": answer.digit, "confidence": answer.confidence, "probabilities": answer.probabilities,
             "model_version": answer.model_version}  # fmt: skip
+    if refusal:
+        body["refusal"] = {"refused": answer.refused, "score": answer.confidence, "threshold": answer.threshold}
+    return body
+
+
+def accepted(answer: Answer) -> Answer:
+    """The answer, or NotADigit (422 `not_a_digit`) when its confidence is under the refusal threshold."""
+    if answer.refused:
+        raise NotADigit(
+            f"this image does not look like a digit: the best guess, {answer.digit}, has confidence "
+            f"{answer.confidence:.3f}, under the refusal threshold {answer.threshold:.3f}; send ?refuse=false "
+            "for the best guess anyway"
+        )
+    return answer
 
 
 async def send_json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -28,6 +28,12 @@ class Prediction(BaseModel):
     model_version: str = Field(description="first 12 hex digits of the checkpoint's SHA-256", examples=["3b073861e954"])
 
 
+class RefusalInfo(BaseModel):
+    refused: bool = Field(description="whether the service would have answered 422 not_a_digit")
+    score: float = Field(description="the refusal score: the answer's confidence")
+    threshold: float | None = Field(description="refused under this score; null when the checkpoint refuses nothing")
+
+
 class Explanation(BaseModel):
     input_png: str = Field(description="the 28x28 image the model saw (white ink on black), as a PNG data URL")
     saliency_png: str = Field(
@@ -38,6 +44,7 @@ class Explanation(BaseModel):
 
 class ExplainedPrediction(Prediction):
     explanation: Explanation | None = Field(None, description="only with ?explain=true")
+    refusal: RefusalInfo | None = Field(None, description="only with ?refuse=false")
 
 
 class BatchItem(BaseModel):
@@ -83,6 +90,11 @@ class Readiness(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    refusal: dict[str, Any] | None = Field(
+        None,
+        description="how images with no digit are refused (method, score, the threshold in use at DIGITS_REFUSAL_RATE, "
+        "the stored operating points, what they were fitted on); null when the checkpoint refuses nothing",
+    )
     architecture: dict[str, Any] = Field(description="network config and layer list")
     parameters: int = Field(description="trainable parameters", examples=[242062])
     checkpoint: dict[str, Any] = Field(description="file name (not its folder), SHA-256, version, format version")

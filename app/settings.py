@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="the model's name in the Open Inference Protocol (/v2/models/{name})",
     )
+    refusal_rate: float | None = Field(
+        None,
+        ge=0,
+        le=0.05,
+        description="how strict the refusal of images with no digit is: the share of real digits it may turn away, "
+        "an operating point the checkpoint holds (0.0005-0.05); 0: refusal off; default: 0.002",
+    )
     max_upload_bytes: int = Field(5 * MiB, gt=0, description="largest image upload, in bytes")
     max_batch_bytes: int = Field(32 * MiB, gt=0, description="largest /predict/batch request body, in bytes")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0, description="largest image, in pixels (width x height)")

@@ -14,6 +14,7 @@ import torch
 
 from model.contract import PREPROCESS_CONSTANTS
 from model.network import Net, NetConfig, count_parameters
+from model.refusal import Refusal, RefusalDataError
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "mnist_cnn.pt"
@@ -30,6 +31,7 @@ class LoadedModel:
     path: Path
     sha256: str
     meta: dict[str, Any] = field(default_factory=dict)  # everything but the state_dict
+    refusal: Refusal | None = None  # how it refuses what is not a digit; None: it does not (model.refusal)
 
     @property
     def version(self) -> str:
@@ -123,4 +125,8 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> LoadedModel:
         raise CheckpointError(f"{path}: weights do not fit the recorded network config ({e})") from e
     net.eval()
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-    return LoadedModel(net=net, path=path, sha256=digest, meta=meta)
+    try:
+        refusal = Refusal.from_meta(meta)
+    except RefusalDataError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    return LoadedModel(net=net, path=path, sha256=digest, meta=meta, refusal=refusal)

@@ -38,3 +38,9 @@ class ImageTooLarge(PreprocessError):
 
 class NoInk(PreprocessError):
     code = "no_ink"
+
+
+class NotADigit(PreprocessError):
+    """The image was read, but the model does not see a digit in it (model.refusal)."""
+
+    code = "not_a_digit"

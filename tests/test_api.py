@@ -285,7 +285,7 @@ def test_openapi_documents_every_response(client: TestClient) -> None:
     assert set(predict["responses"]) == {"200", "400", "413", "415", "422", "503"}
     assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "image/*"}
     examples = predict["responses"]["422"]["content"]["application/json"]["examples"]
-    assert set(examples) == {"missing_file", "no_ink", "too_many_files", "unsupported_image"}
+    assert set(examples) == {"missing_file", "no_ink", "not_a_digit", "too_many_files", "unsupported_image"}
     ours = {p for p in spec["paths"] if not p.startswith("/v2")}  # the Open Inference Protocol's: tests/test_v2.py
     assert ours == {"/predict", "/predict/batch", "/health/live", "/health/ready", "/model", "/metrics"}
     assert {"/v2/models/{name}/infer", "/v2/health/ready", "/v2"} <= set(spec["paths"])
@@ -344,7 +344,10 @@ def test_page_and_its_files(real_client: TestClient) -> None:
     assert "https://" not in js
 
 
-def test_openapi_documents_explain(client: TestClient) -> None:
+def test_openapi_documents_explain_and_refuse(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     params = spec["paths"]["/predict"]["post"]["parameters"]
-    assert [(p["name"], p["in"], p["schema"]["default"]) for p in params] == [("explain", "query", False)]
+    assert [(p["name"], p["in"], p["schema"]["default"]) for p in params] == [
+        ("explain", "query", False),
+        ("refuse", "query", True),
+    ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from app.deps import EngineDep, MetricsDep
 from app.schemas import NOT_READY_RESPONSE, ModelInfo
 from model.network import Net
+from model.refusal import DEFAULT_RATE
 
 router = APIRouter(tags=["info"])
 
@@ -24,6 +27,18 @@ def _layers(net: Net) -> list[str]:
         f"fully connected {c.fc_size} -> ReLU",
         f"fully connected {c.num_classes} (logits; softmax with temperature for probabilities)",
     ]
+
+
+def _refusal(engine: EngineDep) -> dict[str, Any] | None:
+    refusal = engine.model.refusal
+    if refusal is None:
+        return None
+    rate = engine.predictor.refusal_rate
+    return {
+        **refusal.to_meta(),
+        "rate": DEFAULT_RATE if rate is None else rate,
+        "threshold": engine.predictor.refuse_below,  # null: refusal turned off (DIGITS_REFUSAL_RATE=0)
+    }
 
 
 @router.get(
@@ -48,6 +63,7 @@ async def model_info(engine: EngineDep) -> ModelInfo:
         train_config=dict(meta.get("train_config", {})),
         preprocess=dict(meta.get("preprocess", {})),
         created_at=meta.get("created_at"),
+        refusal=_refusal(engine),
         torch_version=meta.get("torch_version"),
     )
 

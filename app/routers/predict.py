@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from app.deps import EngineDep, SettingsDep
 from app.errors import ServiceError, error_body
-from app.responses import JSONAnswer, prediction_body
+from app.responses import JSONAnswer, accepted, prediction_body
 from app.schemas import (
     PREDICT_EXAMPLE,
     BatchResponse,
@@ -19,6 +19,13 @@ from app.schemas import (
 )
 from app.uploads import read_batch, read_single
 from model.errors import PreprocessError
+
+#: ?refuse=, documented once for /predict and /predict/batch.
+REFUSE_DOC = (
+    "true (the default): an image whose best digit's confidence is under the refusal threshold is answered 422 "
+    "`not_a_digit` (in a batch, in its slot); false: the best digit anyway, with `refusal`: whether it would have "
+    "been refused, its score (the confidence) and the threshold"
+)
 
 router = APIRouter(tags=["predict"])
 
@@ -101,20 +108,27 @@ COMMON_ERRORS = [
             *COMMON_ERRORS,
             (
                 422,
-                "No image, or an image with no ink",
+                "No image, an image with no ink or with no digit",
                 "missing_file",
                 "multipart field 'file' with an image file is required",
             ),
-            (422, "No image, or an image with no ink", "no_ink", "the image is blank: no ink found"),
+            (422, "No image, an image with no ink or with no digit", "no_ink", "the image is blank: no ink found"),
             (
                 422,
-                "No image, or an image with no ink",
+                "No image, an image with no ink or with no digit",
+                "not_a_digit",
+                "this image does not look like a digit: the best guess, 4, has confidence 0.210, under the refusal "
+                "threshold 0.520; send ?refuse=false for the best guess anyway",
+            ),
+            (
+                422,
+                "No image, an image with no ink or with no digit",
                 "unsupported_image",
                 "images in colour mode P;4 are not supported",
             ),
             (
                 422,
-                "No image, or an image with no ink",
+                "No image, an image with no ink or with no digit",
                 "too_many_files",
                 "send one image in field 'file'; use /predict/batch for several",
             ),
@@ -146,14 +160,17 @@ async def predict(
             "PNG data URLs in `explanation` (costs a backward pass; off by default)"
         ),
     ] = False,
+    refuse: Annotated[bool, Query(description=REFUSE_DOC)] = True,
 ) -> JSONAnswer:
     """Read the digit in one image."""
     upload = read_single(request.headers.get("content-type", ""), await request.body(), settings.max_upload_bytes)
     if not explain:
-        return JSONAnswer(prediction_body(await engine.predict(upload.data)))
+        answer = await engine.predict(upload.data)
+        return JSONAnswer(prediction_body(accepted(answer) if refuse else answer, refusal=not refuse))
     answer, why = await engine.explain(upload.data)
     explanation = {"input_png": _data_url(why.input_png), "saliency_png": _data_url(why.saliency_png)}
-    return JSONAnswer({**prediction_body(answer), "explanation": explanation})
+    body = prediction_body(accepted(answer) if refuse else answer, refusal=not refuse)
+    return JSONAnswer({**body, "explanation": explanation})
 
 
 def _data_url(png: bytes) -> str:
@@ -191,7 +208,12 @@ def _data_url(png: bytes) -> str:
         }
     },
 )
-async def predict_batch(request: Request, engine: EngineDep, settings: SettingsDep) -> JSONAnswer:
+async def predict_batch(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    refuse: Annotated[bool, Query(description=REFUSE_DOC)] = True,
+) -> JSONAnswer:
     """Read the digits in several images with one forward pass, answered in order."""
     content_type = request.headers.get("content-type", "")
     uploads = read_batch(content_type, await request.body(), settings.max_upload_bytes, settings.max_batch_files)
@@ -206,10 +228,12 @@ async def predict_batch(request: Request, engine: EngineDep, settings: SettingsD
         items.append(item)
     for (i, u), answer in zip(readable, answers, strict=True):
         items[i]["filename"] = u.filename
-        if isinstance(answer, PreprocessError):
-            items[i]["error"] = error_body(answer.code, str(answer), request_id)["error"]
-        else:
-            items[i]["prediction"] = prediction_body(answer)
+        try:
+            if isinstance(answer, PreprocessError):
+                raise answer
+            items[i]["prediction"] = prediction_body(accepted(answer) if refuse else answer, refusal=not refuse)
+        except PreprocessError as e:  # unreadable, or (with refuse) not a digit: in its slot
+            items[i]["error"] = error_body(e.code, str(e), request_id)["error"]
     # the model that answered: a reload between this batch's pass and now changes engine.version
     version = next((a.model_version for a in answers if not isinstance(a, PreprocessError)), engine.version)
     return JSONAnswer({"results": items, "model_version": version})
