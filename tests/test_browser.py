@@ -152,3 +152,28 @@ def test_keyboard_reaches_every_control(page: tuple[sync_api.Page, list[str]]) -
         pg.keyboard.press("Tab")
         reached.append(pg.evaluate("document.activeElement.id"))
     assert {"pad", "clear", "file"} <= set(reached)
+
+
+def test_a_refusal_is_shown_plainly(browser: sync_api.Browser, tmp_path: Path) -> None:
+    """A checkpoint that refuses everything (the untrained tiny network under high thresholds):
+    whatever is drawn, the page says in plain words that it is not a digit, with no bars."""
+    from tests.test_refusal import STRICT, checkpoint_with
+
+    s = start({"DIGITS_CHECKPOINT": str(checkpoint_with(tmp_path, STRICT))})
+    context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
+    try:
+        pg = context.new_page()
+        pg.goto(f"http://127.0.0.1:{s.port}/")
+        pg.wait_for_load_state("networkidle")  # (the tiny checkpoint has no training record for the card)
+        draw_seven(pg)
+        pg.wait_for_function("document.getElementById('status').dataset.code === 'not_a_digit'")
+        assert pg.locator("#status").text_content() == (
+            "That does not look like a digit. Draw one digit, 0 to 9, or upload a picture of one."
+        )
+        assert pg.locator("#digit").text_content() == "✗"
+        assert bar_sum(pg) == 0
+        OUT.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(OUT / "refused.png"))
+    finally:
+        context.close()
+        stop(s)

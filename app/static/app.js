@@ -74,9 +74,16 @@ async function predict(body, contentType) {
     if (mine !== generation) return;
     if (!response.ok) {
       resetAnswer();
-      setStatus(data.error ? data.error.message : `HTTP ${response.status}`, true);
+      if (data.error && data.error.code === "not_a_digit") {
+        digitOut.textContent = "✗";
+        setStatus("That does not look like a digit. Draw one digit, 0 to 9, or upload a picture of one.", true);
+      } else {
+        setStatus(data.error ? data.error.message : `HTTP ${response.status}`, true);
+      }
+      statusLine.dataset.code = data.error ? data.error.code : "";
       return;
     }
+    statusLine.dataset.code = "";
     showAnswer(data);
     setStatus(`Read as ${data.digit} by model ${data.model_version}.`);
   } catch (err) {
