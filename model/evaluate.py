@@ -29,6 +29,7 @@ from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.errors import PreprocessError
 from model.preprocess import preprocess
+from model.refusal import DEFAULT_RATE
 
 LABEL_PATTERN = re.compile(r"^(?P<label>\d|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
 #: The label of an image that holds no digit (a file named `x_...`).
@@ -130,12 +131,24 @@ def predict(model: LoadedModel, images: np.ndarray | torch.Tensor, batch_size: i
     return predicted
 
 
-def evaluate_mnist(model: LoadedModel, data_dir: str | Path | None = None, limit: int | None = None) -> Evaluation:
+def answers(model: LoadedModel, images: np.ndarray, rate: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The service's answers: the digits (-1 where the checkpoint's refusal at operating point
+    `rate` turns the image away; 0 or None: no refusal) and their stated confidences."""
+    probs = probabilities(model, images)
+    digits, confidence = probs.argmax(axis=1).astype(np.int64), probs.max(axis=1).astype(np.float64)
+    if model.refusal is not None and rate:
+        digits[confidence < model.refusal.threshold(rate)] = -1
+    return digits, confidence
+
+
+def evaluate_mnist(
+    model: LoadedModel, data_dir: str | Path | None = None, limit: int | None = None, rate: float | None = DEFAULT_RATE
+) -> Evaluation:
     test = load_split("test", data_dir)
     images = test.images[:limit].float().numpy() / 255
     labels = test.labels[:limit].numpy()
-    probs = probabilities(model, images)
-    return Evaluation(images, labels, probs.argmax(axis=1).astype(np.int64), confidences=probs.max(axis=1))
+    digits, confidence = answers(model, images, rate)
+    return Evaluation(images, labels, digits, confidences=confidence)
 
 
 def label_of(path: Path) -> tuple[int, str] | None:
@@ -145,7 +158,7 @@ def label_of(path: Path) -> tuple[int, str] | None:
     return (NOT_A_DIGIT if m["label"] == "x" else int(m["label"])), m["kind"] or ""
 
 
-def evaluate_images(model: LoadedModel, folder: Path) -> Evaluation:
+def evaluate_images(model: LoadedModel, folder: Path, rate: float | None = DEFAULT_RATE) -> Evaluation:
     """Every labelled image file in `folder`, through the service's preprocessing."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and label_of(p))
     if not files:
@@ -165,8 +178,7 @@ def evaluate_images(model: LoadedModel, folder: Path) -> Evaluation:
     predictions = np.full(len(files), -1, dtype=np.int64)
     confidences = np.zeros(len(files), dtype=np.float64)
     if ok.any():
-        probs = probabilities(model, images[ok])
-        predictions[ok], confidences[ok] = probs.argmax(axis=1), probs.max(axis=1)
+        predictions[ok], confidences[ok] = answers(model, images[ok], rate)
     names = [p.name for p in files]
     return Evaluation(images, np.array(labels), predictions, kinds=kinds, names=names, confidences=confidences)
 
@@ -273,16 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="MNIST folder (default $MNIST_DATA_DIR or data/mnist)")
     p.add_argument("--images", type=Path, default=None, help="folder of labelled image files instead of MNIST")
     p.add_argument("--limit", type=int, default=None, help="first N MNIST test images only")
+    p.add_argument("--refusal-rate", type=float, default=DEFAULT_RATE,
+                   help="operating point of the checkpoint's refusal, as DIGITS_REFUSAL_RATE (0: none)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", type=Path, default=None, help="write the PNG pictures into this folder")
     args = p.parse_args(argv)
     try:
         model = load_checkpoint(args.checkpoint)
         if args.images:
-            ev, source = evaluate_images(model, args.images), str(args.images)
+            ev, source = evaluate_images(model, args.images, args.refusal_rate), str(args.images)
         else:
-            ev, source = evaluate_mnist(model, args.data_dir, args.limit), "MNIST test set"
-    except (CheckpointError, DataError, FileNotFoundError) as e:
+            ev, source = evaluate_mnist(model, args.data_dir, args.limit, args.refusal_rate), "MNIST test set"
+    except (CheckpointError, DataError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     summary = ev.summary()

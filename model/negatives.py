@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from model.realworld import _fonts
+from model.fonts import fonts as _fonts
 from model.strokes import DOODLES, LETTERS, draw_strokes, scribble
 
 KINDS = ("typed", "drawn", "texture", "gradient", "ruled", "noise", "scene")

@@ -31,23 +31,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
 
 from model.data import load_split
+from model.fonts import fonts as _fonts
 
 KINDS = ("ink", "canvas", "photo", "printed", "framed", "lowres8", "lowres16", "faint", "blurry", "thin-thick")
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype"))
-FONT_NAMES = (
-    "DejaVuSans.ttf",
-    "DejaVuSans-Bold.ttf",
-    "DejaVuSerif.ttf",
-    "DejaVuSerif-Italic.ttf",
-    "DejaVuSansMono.ttf",
-    "DejaVuSansCondensed-Oblique.ttf",
-    "DejaVuSans-ExtraLight.ttf",
-)
-
-
-def _fonts() -> list[Path | None]:
-    found: list[Path | None] = [d / n for n in FONT_NAMES for d in FONT_DIRS if (d / n).is_file()]
-    return found or [None]  # None: Pillow's bundled font
 
 
 def _stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:

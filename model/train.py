@@ -18,6 +18,8 @@ from model.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.network import Net, NetConfig
+from model.outliers import degrade, negative_images, uniform_loss
+from model.refusal import Refusal, fit_thresholds
 
 log = logging.getLogger("model.train")
 
@@ -33,6 +35,11 @@ class TrainConfig:
     val_size: int = 5000
     limit: int | None = None  # train on this many images only (tests, smoke runs)
     threads: int = 2
+    negatives: int = 0  # outlier exposure: images of each kind of model.negatives; 0: none, no refusal data
+    negatives_seed: int = 100  # not 0, 1 or 11: those seeds make the images refusal is measured on
+    oe_weight: float = 0.5  # weight of the uniform loss on the negatives
+    negative_batch: int = 64  # negatives beside each batch of digits
+    degrade: float = 0.0  # share of digits made coarse or soft (model.outliers.degrade)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -121,6 +128,10 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
     x_train, y_train = images[train_idx], labels[train_idx]
     x_val, y_val = images[val_idx], labels[val_idx]
 
+    negatives, weights = None, None
+    if cfg.negatives:
+        negatives, weights = negative_images(cfg.negatives, cfg.negatives_seed)
+
     net = Net(NetConfig())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
@@ -139,7 +150,17 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             xb = x_train[idx].unsqueeze(1)  # (B, 1, 28, 28)
             if cfg.augment:
                 xb = augment(xb, gen)
-            loss = F.cross_entropy(net(to_tensor(xb.squeeze(1))), y_train[idx])
+            if cfg.degrade:
+                xb = degrade(xb, gen, cfg.degrade)
+            if negatives is None or weights is None:
+                loss = F.cross_entropy(net(to_tensor(xb.squeeze(1))), y_train[idx])
+            else:  # outlier exposure: the same pass, digits to their labels and negatives to an even spread
+                pick = torch.multinomial(weights, cfg.negative_batch, replacement=True, generator=gen)
+                nb = augment(negatives[pick].unsqueeze(1), gen) if cfg.augment else negatives[pick].unsqueeze(1)
+                logits = net(to_tensor(torch.cat([xb, nb]).squeeze(1)))
+                loss = F.cross_entropy(logits[: len(idx)], y_train[idx]) + cfg.oe_weight * uniform_loss(
+                    logits[len(idx) :]
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -162,6 +183,17 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
     net.load_state_dict(best_state)
     val_logits = predict_logits(net, x_val)
     temperature = fit_temperature(val_logits, y_val)
+    extra: dict[str, object] = {}
+    if negatives is not None:  # refusal thresholds on the stated confidence of the held-out digits
+        confidence = torch.softmax(val_logits / temperature, dim=1).amax(dim=1).numpy()
+        refusal = Refusal(
+            fit_thresholds(confidence),
+            fitted_on=f"{len(x_val)} held-out MNIST training digits (the validation split)",
+            method=f"outlier exposure: {len(negatives)} images of model.negatives (seed {cfg.negatives_seed}) "
+            f"trained towards an even spread (weight {cfg.oe_weight}); refused under the temperature-scaled "
+            "confidence threshold of the operating point",
+        )
+        extra["refusal"] = refusal.to_meta()
     test_acc = accuracy(predict_logits(net, test_images), test_labels)
     seconds = time.perf_counter() - started
     metrics = {
@@ -181,6 +213,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             "metrics": metrics,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch_version": str(torch.__version__),
+            **extra,
         },
     )
     log.info(
@@ -209,6 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-size", type=int, default=d.val_size, help="training images held out to pick the epoch")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     p.add_argument("--limit", type=int, default=None, help="train on this many images only")
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=d.negatives,
+        help="outlier exposure: this many images of each kind of model.negatives (refusal data)",
+    )
+    p.add_argument("--oe-weight", type=float, default=d.oe_weight)
+    p.add_argument("--degrade", type=float, default=d.degrade, help="share of digits made coarse or soft")
     p.add_argument("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
     p.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
     p.add_argument("--output", type=Path, default=DEFAULT_CHECKPOINT)
@@ -224,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         val_size=args.val_size,
         limit=512 if args.dry_run else args.limit,
         threads=args.threads,
+        negatives=min(args.negatives, 20) if args.dry_run else args.negatives,
+        oe_weight=args.oe_weight,
+        degrade=args.degrade,
     )
     try:
         train(cfg, args.data_dir, args.output)

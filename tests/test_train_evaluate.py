@@ -17,7 +17,9 @@ from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sha256_of
 from model.data import IdxFile, MnistSplit
 from model.evaluate import evaluate_images, evaluate_mnist, label_of
 from model.evaluate import main as evaluate_main
+from model.outliers import degrade
 from model.preprocess import preprocess
+from model.refusal import RATES
 from model.train import TrainConfig, augment, train
 from tests.helpers import draw_seven, encode
 from tests.test_data import idx_images, idx_labels
@@ -64,6 +66,27 @@ def test_tiny_training_run_is_deterministic(tiny_mnist: Path, tmp_path: Path) ->
     }
     assert a.meta["metrics"]["temperature"] > 0
     assert (first.parent / "a.pt.sha256").read_text() == f"{sha256_of(first)}  a.pt\n"
+
+
+def test_outlier_exposure_writes_refusal_data_the_service_reads(tiny_mnist: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=1, batch_size=64, val_size=100, threads=1, negatives=4, negative_batch=8, degrade=0.3)
+    train(cfg, tiny_mnist, tmp_path / "oe.pt")
+    model = load_checkpoint(tmp_path / "oe.pt")
+    assert model.refusal is not None
+    assert "outlier exposure" in model.refusal.method
+    assert sorted(model.refusal.thresholds) == list(RATES)
+    assert 0 < model.refusal.threshold(0.002) < 1
+    assert load_checkpoint(DEFAULT_CHECKPOINT).refusal is None  # trained before refusal existed
+
+
+def test_degrade_touches_only_its_share() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 28, 28)
+    assert torch.equal(degrade(x, gen, 0.0), x)
+    y = degrade(x, gen, 0.5)
+    changed = (y != x).flatten(1).any(dim=1)
+    assert 10 < int(changed.sum()) < 54
+    assert float(y.amax()) <= 1.0
 
 
 def test_augment_keeps_shape_range_and_is_seeded() -> None:
