@@ -61,6 +61,6 @@ SPARE_MB = 40
 
 def worker_memory_bound_mb(work_memory_mb: int) -> int:
     """The most a worker holds: at rest, DIGITS_WORK_MEMORY_MB of decodes and working copies
-    (500 MB with the default 160; measured at most 451 under bench/attacks.py). Deployment limits
+    (500 MB with the default 160; README.md, "Reliability"). Deployment limits
     are this times the workers (deploy/k8s, checked by tests/test_k8s.py)."""
     return REST_MB + work_memory_mb + SPARE_MB

@@ -138,9 +138,9 @@ class Settings(BaseSettings):
     @cached_property
     def effective_torch_threads(self) -> int:
         """torch_threads, or the CPUs this process may use (cgroup quota included) shared among
-        the worker processes; 1 when their number is unknown, the safe choice: taking every CPU
-        beside unseen siblings cost 13x (bench/README.md, "Start commands"), one thread alone a
-        few percent."""
+        the worker processes; 1 when their number is unknown, the safe choice: every CPU beside
+        unseen siblings makes them fight, one thread alone costs little (bench/README.md,
+        "Start commands")."""
         if self.torch_threads:
             return self.torch_threads
         workers = self.worker_processes[0]

@@ -14,11 +14,15 @@ if extra and extra ~= "" then
   wrk.headers[name] = value
 end
 
-function done(summary, latency, requests)
+function write_result(summary, latency)
   local e = summary.errors
   io.write(string.format(
     "RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f requests=%d non200=%d sock_err=%d\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
     summary.requests, e.status, e.connect + e.read + e.write + e.timeout))
+end
+
+function done(summary, latency, requests)
+  write_result(summary, latency)
 end

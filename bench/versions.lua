@@ -2,12 +2,8 @@
 -- across hot reloads shows which models answered, with the distinct confidences each version gave
 -- (one image posted: 1 each when every answer came whole from one model). Prints RESULT, VERSIONS
 -- (version=answers/distinct confidences) and STATUSES lines at the end.
-local path = os.getenv("BODY_FILE")
-local f = assert(io.open(path, "rb"))
-wrk.body = f:read("*a")
-f:close()
-wrk.method = "POST"
-wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE")
+-- the body, method and headers, and write_result, from post_body.lua beside this script
+dofile(string.match(debug.getinfo(1, "S").source, "^@(.*/)") .. "post_body.lua")
 
 local threads = {}
 
@@ -32,12 +28,7 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f requests=%d non200=%d sock_err=%d\n",
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.requests, e.status, e.connect + e.read + e.write + e.timeout))
+  write_result(summary, latency)
   local seen, codes, distinct = {}, {}, {}
   for _, thread in ipairs(threads) do
     for v, n in pairs(thread:get("versions")) do seen[v] = (seen[v] or 0) + n end

@@ -22,7 +22,7 @@ from model.preprocess import preprocess
 log = logging.getLogger("model.outliers")
 
 #: How often a kind of negative is drawn, against 1 for the rest: composed scenes are the kind the
-#: network learned last (87% refused at weight 1 after 12 epochs, 93.5% at 3 after 30; bench/README.md).
+#: network learns last.
 KIND_WEIGHTS = {"scene": 3.0}
 
 
