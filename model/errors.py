@@ -44,3 +44,21 @@ class NotADigit(PreprocessError):
     """The image was read, but the model does not see a digit in it (model.refusal)."""
 
     code = "not_a_digit"
+
+
+class SeveralDigits(PreprocessError):
+    """The image holds several digits side by side: a number, which `/predict/number` reads."""
+
+    code = "several_digits"
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"this image holds {count} digits side by side, not one; send it to /predict/number to read the number"
+        )
+        self.count = count
+
+
+class TooManyDigits(PreprocessError):
+    """More digits than `/predict/number` reads in one image."""
+
+    code = "too_many_digits"

@@ -28,10 +28,12 @@ from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, LoadedModel, l
 from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.errors import PreprocessError
+from model.evaluate_numbers import evaluate_numbers, report_lines
+from model.plots import draw_plots
 from model.preprocess import preprocess
 from model.refusal import DEFAULT_RATE
 
-LABEL_PATTERN = re.compile(r"^(?P<label>\d|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
+LABEL_PATTERN = re.compile(r"^(?P<label>\d+|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
 #: The label of an image that holds no digit (a file named `x_...`).
 NOT_A_DIGIT = -1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -45,6 +47,7 @@ class Evaluation:
     kinds: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     confidences: np.ndarray | None = None  # (N,) the stated probability of each answer; 0 where refused
+    numbers: dict[str, Any] | None = None  # files of numbers (two digits or more): `evaluate_numbers`
 
     def summary(self) -> dict[str, Any]:
         confidences = self.confidences if self.confidences is not None else np.ones(len(self.labels))
@@ -77,6 +80,8 @@ class Evaluation:
                 confusion_matrix(labels, predictions, labels=digits) if n else np.zeros((10, 10), int)
             ).tolist(),
         }
+        if self.numbers:
+            out["numbers"] = self.numbers
         if self.kinds:
             kinds = np.array(self.kinds)
             out["by_kind"] = {}
@@ -152,17 +157,29 @@ def evaluate_mnist(
 
 
 def label_of(path: Path) -> tuple[int, str] | None:
+    """A single digit's (or NOT_A_DIGIT's) label and kind; None for a number or an unlabelled file."""
     m = LABEL_PATTERN.match(path.name)
-    if m is None:
+    if m is None or (len(m["label"]) > 1 and m["label"] != "x"):
         return None
     return (NOT_A_DIGIT if m["label"] == "x" else int(m["label"])), m["kind"] or ""
 
 
+def number_of(path: Path) -> tuple[str, str] | None:
+    """A number's digits (two or more) and kind, from a file named like `2026_printed_0001.png`."""
+    m = LABEL_PATTERN.match(path.name)
+    return (m["label"], m["kind"] or "") if m and len(m["label"]) > 1 and m["label"] != "x" else None
+
+
 def evaluate_images(model: LoadedModel, folder: Path, rate: float | None = DEFAULT_RATE) -> Evaluation:
-    """Every labelled image file in `folder`, through the service's preprocessing."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and label_of(p))
-    if not files:
-        raise FileNotFoundError(f"{folder}: no image files named like 7_kind_001.png or x_kind_001.png")
+    """Every labelled image file in `folder`, through the service's preprocessing; numbers through
+    `/predict/number`'s (`model.evaluate_numbers`)."""
+    images_in = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in images_in if label_of(p)]
+    numbers = [(p, *n) for p in images_in if (n := number_of(p))]
+    if not files and not numbers:
+        raise FileNotFoundError(
+            f"{folder}: no image files named like 7_kind_001.png, 42_kind_001.png or x_kind_001.png"
+        )
     images = np.zeros((len(files), 28, 28), dtype=np.float32)
     ok = np.zeros(len(files), dtype=bool)
     labels, kinds = [], []
@@ -180,77 +197,8 @@ def evaluate_images(model: LoadedModel, folder: Path, rate: float | None = DEFAU
     if ok.any():
         predictions[ok], confidences[ok] = answers(model, images[ok], rate)
     names = [p.name for p in files]
-    return Evaluation(images, np.array(labels), predictions, kinds=kinds, names=names, confidences=confidences)
-
-
-def draw_plots(model: LoadedModel, ev: Evaluation, out: Path) -> list[Path]:
-    """The tutorial's pictures: confusion matrix, misclassified examples, conv1 filters, conv outputs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    cm = np.array(ev.summary()["confusion_matrix"])
-    fig, ax = plt.subplots(figsize=(6, 5.5))
-    shown = ax.imshow(np.log1p(cm), cmap="Blues")
-    for (r, c), v in np.ndenumerate(cm):
-        ax.text(c, r, str(v), ha="center", va="center", fontsize=7, color="white" if r == c else "black")
-    ax.set(
-        xticks=range(10),
-        yticks=range(10),
-        xlabel="predicted",
-        ylabel="true",
-        title=f"Confusion matrix (n={len(ev.labels)}, accuracy {ev.summary()['accuracy']:.4f})",
-    )
-    fig.colorbar(shown, ax=ax, label="log(1 + count)")
-    written.append(_save(fig, out / "confusion_matrix.png"))
-
-    wrong = np.flatnonzero(ev.predictions != ev.labels)[:30]
-    fig, axes = plt.subplots(3, 10, figsize=(12, 4.2))
-    for ax, i in zip(axes.flat, list(wrong) + [None] * (30 - len(wrong)), strict=True):
-        ax.axis("off")
-        if i is not None:
-            ax.imshow(ev.images[i], cmap="gray", vmin=0, vmax=1)
-            pred = "refused" if ev.predictions[i] < 0 else str(ev.predictions[i])
-            ax.set_title(f"true {ev.labels[i]}, pred {pred}", fontsize=8)
-    fig.suptitle(f"Misclassified examples ({len(np.flatnonzero(ev.predictions != ev.labels))} in all)")
-    written.append(_save(fig, out / "misclassified.png"))
-
-    weights = model.net.conv1.weight.detach()[:, 0].numpy()  # (16, 5, 5)
-    fig, axes = plt.subplots(2, 8, figsize=(8, 2.4))
-    lim = float(np.abs(weights).max())
-    for ax, w in zip(axes.flat, weights, strict=True):
-        ax.imshow(w, cmap="seismic", vmin=-lim, vmax=lim)
-        ax.axis("off")
-    fig.suptitle("First conv layer: 16 filters, 5x5 (red positive, blue negative)")
-    written.append(_save(fig, out / "conv1_filters.png"))
-
-    with torch.inference_mode():
-        x1, x2 = model.net.features(to_tensor(torch.as_tensor(ev.images[:1])))  # (1, 16, 14, 14), (1, 36, 7, 7)
-    for name, maps, cols in (("conv1_output.png", x1[0], 8), ("conv2_output.png", x2[0], 9)):
-        rows = len(maps) // cols
-        fig, axes = plt.subplots(rows + 1, cols, figsize=(cols * 1.1, (rows + 1) * 1.15))
-        for ax in axes.flat:
-            ax.axis("off")
-        axes[0, 0].imshow(ev.images[0], cmap="gray")
-        axes[0, 0].set_title("input", fontsize=8)
-        for ax, m in zip(axes[1:].flat, maps.numpy(), strict=True):
-            ax.imshow(m, cmap="viridis")
-        fig.suptitle(f"{name.split('_')[0]} output after pool + ReLU: {len(maps)} maps {tuple(maps.shape[1:])}")
-        written.append(_save(fig, out / name))
-    return written
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    read = evaluate_numbers(model, numbers, probabilities) if numbers else None
+    return Evaluation(images, np.array(labels, dtype=np.int64), predictions, kinds, names, confidences, read)
 
 
 def format_report(summary: dict[str, Any], source: str, model: LoadedModel) -> str:
@@ -270,6 +218,7 @@ def format_report(summary: dict[str, Any], source: str, model: LoadedModel) -> s
         lines.append(f"kind {kind:<10} accuracy {row['accuracy']:.4f}  n={row['n']:<5} refused "
                      f"{row['refusal_rate']:.4f}  ECE {row['ece']:.4f}  wrong above {CONFIDENT} "
                      f"{row['confident_wrong']:.4f}")  # fmt: skip
+    lines += report_lines(summary["numbers"]) if "numbers" in summary else []
     negatives = summary.get("not_a_digit")
     if negatives:
         lines.append("")

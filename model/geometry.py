@@ -3,21 +3,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import numpy as np
 from PIL import Image
 
 from model import imageops
 from model.contract import BOX, COM_TARGET, SIZE
-from model.errors import NoInk
+from model.errors import NoInk, SeveralDigits
+from model.segment import Box, Group, group_strokes
 
-#: (first row, last row + 1, first column, last column + 1) of the ink.
-Box = tuple[int, int, int, int]
 #: Stroke width / digit size in MNIST: 10th percentile 0.109, median 0.141 (measured on 5,000
 #: training digits); strokes thinner than MIN are thickened to TARGET.
 MIN_STROKE_RATIO = 0.10
 TARGET_STROKE_RATIO = 0.13
 #: A stroke is a component of ink above WEAK that holds ink above STRONG (`keep_digit`).
 WEAK, STRONG = 0.1, 0.5
+#: A component with less than SPECKS of the largest one's strong ink is a speck.
+SPECKS = 0.1
 #: A component touching the border with more than BORDER_SHARE of its pixels in the outer
 #: BORDER_BAND of the image (on each side) is clutter along the border.
 BORDER_BAND, BORDER_SHARE = 0.1, 0.6
@@ -26,15 +30,50 @@ BORDER_BAND, BORDER_SHARE = 0.1, 0.6
 INTERIOR_SHARE = 0.15
 
 
+@dataclass(frozen=True)
+class Strokes:
+    """The ink `find_strokes` keeps, and which of its strokes are digits (`model.segment`)."""
+
+    ink: np.ndarray  # the kept ink map: what is not a stroke of a digit is zero
+    parts: imageops.Components  # the components strokes were chosen from
+    kept: np.ndarray  # (parts.count,) bool: the components kept
+    areas: np.ndarray  # (parts.count,) each component's strong ink, in pixels
+
+    @cached_property
+    def digits(self) -> list[Group]:
+        """The kept strokes grouped into digits, left to right."""
+        return group_strokes(self.parts.boxes()[self.kept], np.flatnonzero(self.kept))
+
+    def mask(self, group: Group) -> np.ndarray:
+        """The pixels of one digit's strokes (grown by one pixel, as the kept ink is), but for those
+        with less than SPECKS of its largest stroke's strong ink: specks, as a single digit's are."""
+        members = np.array(group.members)
+        areas = self.areas[members]
+        wanted = np.zeros(self.parts.count, dtype=bool)
+        wanted[members[areas >= SPECKS * areas.max()]] = True
+        return imageops.dilate_cross(self.parts.mask(wanted))
+
+
 def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
-    """Zero what is not the digit: specks, and clutter along the border (table edges, frames).
+    """`find_strokes`' ink, for an image that holds one digit: SeveralDigits when its strokes make
+    more than one (`model.segment`), side by side."""
+    strokes = find_strokes(ink, border_clutter)
+    if strokes.parts.count > 1 and len(strokes.digits) > 1:
+        raise SeveralDigits(len(strokes.digits))
+    return strokes.ink
+
+
+def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = SPECKS) -> Strokes:
+    """Zero what is not a digit: specks, and clutter along the border (table edges, frames).
 
     Thresholds decide what is kept, never a kept pixel's level: a stroke is a component of ink
     above WEAK that holds some ink above STRONG, so the fading side of a faint or blurred stroke
     stays with it (hysteresis). With `border_clutter` (a photo) strokes are components of ink above
-    STRONG: a faint halo would join the digit to a table edge. Components much smaller than the
-    largest are specks. Clutter (unless `border_clutter` is off: an image whose border is
-    clean) is a component that touches the border and lies mostly along it; of the rest, a digit
+    STRONG: a faint halo would join the digit to a table edge. Components with less than `specks`
+    of the largest one's strong ink are specks (a number's thin 1 beside a bold 8 has less than
+    SPECKS: its reading passes a lower share, and drops specks by their size, `model.segment`).
+    Clutter (unless `border_clutter` is off: an image whose border is clean) is a component that
+    touches the border and lies mostly along it; of the rest, a digit
     inside the image wins over lines reaching in from the border unless it is much smaller than
     them (INTERIOR_SHARE): a digit running off the edge, or filling the frame edge to edge, is kept.
     """
@@ -44,7 +83,7 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
         if float(ink.max()) <= STRONG:
             raise NoInk("no ink found")
         one: np.ndarray = ink * imageops.dilate_cross(weak)
-        return one
+        return Strokes(one, parts, np.ones(1, dtype=bool), np.ones(1))
     component, rows, cols = parts.pixels()
     areas = np.bincount(component, weights=ink[rows, cols] > STRONG, minlength=parts.count)  # strong ink
     if parts.count == 0 or not areas.any():
@@ -64,9 +103,9 @@ def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
             candidates = interior
         elif (candidates & ~along).any() and areas[candidates & ~along].max() >= enough:
             candidates = candidates & ~along
-    mask = parts.mask(candidates & (areas >= 0.1 * areas[candidates].max()))
-    kept: np.ndarray = ink * imageops.dilate_cross(mask)
-    return kept
+    wanted = candidates & (areas >= specks * areas[candidates].max())
+    kept: np.ndarray = ink * imageops.dilate_cross(parts.mask(wanted))
+    return Strokes(kept, parts, wanted, areas)
 
 
 def bbox(ink: np.ndarray, threshold: float = 0.05) -> Box:

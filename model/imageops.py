@@ -156,6 +156,20 @@ class Components:
         flat = first + np.arange(first.size)  # each pixel's index in the padded flat layout
         return np.repeat(self.component, lengths), flat // stride, flat % stride
 
+    def boxes(self) -> np.ndarray:
+        """(count, 4) int64: each component's first row, last row + 1, first column, last column + 1."""
+        stride = self.shape[1] + 1
+        row = self.starts // stride
+        first, end = self.starts - row * stride, self.ends - row * stride
+        out = np.empty((self.count, 4), dtype=np.int64)
+        out[:, 0], out[:, 2] = self.shape[0], self.shape[1]
+        out[:, 1] = out[:, 3] = 0
+        np.minimum.at(out[:, 0], self.component, row)
+        np.maximum.at(out[:, 1], self.component, row + 1)
+        np.minimum.at(out[:, 2], self.component, first)
+        np.maximum.at(out[:, 3], self.component, end)
+        return out
+
     def mask(self, wanted: np.ndarray) -> np.ndarray:
         height, width = self.shape
         keep = wanted[self.component]

@@ -26,9 +26,10 @@ from PIL import Image
 
 from model.contract import SIZE, to_tensor
 from model.decode import DEFAULT_MAX_PIXELS, Opened, load, open_image
-from model.geometry import Box, bbox, keep_digit, model_input, passes_through
+from model.geometry import bbox, keep_digit, model_input, passes_through
 from model.gray import enlarge, shrink, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map
+from model.segment import Box
 
 #: Working resolution: larger images are reduced to this longer side before analysis.
 WORK_SIDE = 256

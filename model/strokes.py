@@ -1,6 +1,6 @@
-"""Letters and doodles as pen strokes in a unit box (x right, y down), and drawing them as a hand
-on the page's 280x280 canvas would: wobbling, tilted, in a random box, with round pen ends
-(`model.negatives` draws its `drawn` kind with them)."""
+"""Letters, doodles and digits as pen strokes in a unit box (x right, y down), and drawing them as a
+hand on the page's canvas would: wobbling, tilted, with round pen ends (`model.negatives` draws its
+`drawn` kind with the letters and doodles, `model.realnumbers` its drawn numbers with the digits)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,57 @@ LETTERS: dict[str, list[Stroke]] = {
     ],
     "L": [[(0.2, 0), (0.2, 1), (0.85, 1)]],
 }
+
+
+def _digits() -> dict[str, list[Stroke]]:
+    """The ten digits as a hand draws them; a 4 and a 5 in two strokes, as many people write them."""
+    eight = [(0.5 + 0.3 * math.sin(t) * (1 if t < math.pi else 0.85), 0.27 - 0.27 * math.cos(t)) for t in
+             np.linspace(0, 2 * math.pi, 24)]  # fmt: skip
+    return {
+        "0": [_circle(0.5, 0.5, 0.5, -math.pi / 2, 1.5 * math.pi, 28)],
+        "1": [[(0.3, 0.2), (0.55, 0), (0.55, 1)]],
+        "2": [[(0.15, 0.25), (0.3, 0.05), (0.6, 0), (0.85, 0.2), (0.8, 0.45), (0.15, 1), (0.9, 1)]],
+        "3": [
+            [
+                (0.15, 0.1),
+                (0.5, 0),
+                (0.85, 0.15),
+                (0.8, 0.38),
+                (0.45, 0.5),
+                (0.85, 0.62),
+                (0.85, 0.85),
+                (0.5, 1),
+                (0.15, 0.9),
+            ]
+        ],
+        "4": [[(0.55, 0), (0.1, 0.65), (0.9, 0.65)], [(0.65, 0.25), (0.65, 1)]],
+        "5": [
+            [(0.85, 0), (0.25, 0)],
+            [(0.25, 0), (0.2, 0.45), (0.55, 0.38), (0.85, 0.58), (0.82, 0.88), (0.5, 1), (0.15, 0.9)],
+        ],
+        "6": [
+            [
+                (0.75, 0),
+                (0.35, 0.28),
+                (0.15, 0.65),
+                (0.25, 0.95),
+                (0.55, 1),
+                (0.8, 0.8),
+                (0.72, 0.55),
+                (0.45, 0.5),
+                (0.2, 0.65),
+            ]
+        ],
+        "7": [[(0.1, 0), (0.9, 0), (0.4, 1)]],
+        "8": [
+            eight
+            + [
+                (0.5 + 0.35 * math.sin(t), 0.73 - 0.27 * math.cos(t + math.pi))
+                for t in np.linspace(0, -2 * math.pi, 24)
+            ]
+        ],
+        "9": [[(0.82, 0.22), (0.5, 0), (0.18, 0.18), (0.25, 0.42), (0.6, 0.45), (0.82, 0.22), (0.75, 0.6), (0.7, 1)]],
+    }
 
 
 def _circle(cx: float, cy: float, r: float, start: float = 0.0, end: float = 2 * math.pi, n: int = 24) -> Stroke:
@@ -76,6 +127,7 @@ def _doodles() -> dict[str, list[Stroke]]:
 
 
 DOODLES = _doodles()
+DIGITS = _digits()
 
 
 def draw_strokes(strokes: list[Stroke], rng: np.random.Generator, size: int = 280) -> np.ndarray:
@@ -83,24 +135,36 @@ def draw_strokes(strokes: list[Stroke], rng: np.random.Generator, size: int = 28
     as uint8 (255 = ink)."""
     scale = 4  # drawn large, then reduced: smooth edges, as a browser's antialiased line
     canvas = Image.new("L", (size * scale, size * scale), 0)
-    draw = ImageDraw.Draw(canvas)
     box = rng.uniform(0.35, 0.85) * size
     aspect = rng.uniform(0.7, 1.3)
     bw, bh = box * min(1.0, aspect), box * min(1.0, 1 / aspect)
     left, top = rng.uniform(0, size - bw), rng.uniform(0, size - bh)
     width = int(rng.integers(6, 26)) * scale
+    pen(ImageDraw.Draw(canvas), strokes, (left * scale, top * scale, bw * scale, bh * scale), width, rng)
+    return np.asarray(canvas.resize((size, size), Image.Resampling.BOX))
+
+
+def pen(
+    draw: ImageDraw.ImageDraw,
+    strokes: list[Stroke],
+    box: tuple[float, float, float, float],
+    width: int,
+    rng: np.random.Generator,
+) -> None:
+    """Strokes in a unit box drawn into `box` (left, top, width, height) with a round pen of `width`
+    pixels, tilted and wobbling a little as a hand does."""
+    left, top, bw, bh = box
     tilt = rng.uniform(-0.25, 0.25)
     for stroke in strokes:
         pts = []
         for x, y in stroke:
             x, y = x + tilt * (0.5 - y), y
             jx, jy = rng.normal(0, 0.015, 2)
-            pts.append(((left + (x + jx) * bw) * scale, (top + (y + jy) * bh) * scale))
+            pts.append((left + (x + jx) * bw, top + (y + jy) * bh))
         draw.line(pts, fill=255, width=width, joint="curve")
         r = width // 2
         for px, py in (pts[0], pts[-1]):
             draw.ellipse((px - r, py - r, px + r, py + r), fill=255)
-    return np.asarray(canvas.resize((size, size), Image.Resampling.BOX))
 
 
 def scribble(rng: np.random.Generator) -> list[Stroke]:

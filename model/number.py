@@ -1,0 +1,139 @@
+"""Reading a number: the path from image bytes to each digit's model input, and the choice, once
+the model has answered, between reading a wide group of strokes as one digit or as the digits
+that touch in it.
+
+The image is read as `model.preprocess` reads a single digit (decoded safely, grey levels, the ink
+map of the clean lane or the photo lane), at NUMBER_SIDE rather than ANALYSIS_SIDE, so a dozen
+digits in a row keep 30-odd pixels each. Its strokes are grouped into digits left to right
+(`model.segment`); each digit's own strokes, and nothing of its neighbours', become a 28x28 input as
+a single digit's do (`model.geometry.model_input`). A group much wider than a digit is also cut
+where its columns hold the least ink (`model.segment.split_touching`); the model reads both, and
+the cut wins when every piece of it is read with more confidence than the whole (`choose`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from model.contract import SIZE
+from model.decode import DEFAULT_MAX_PIXELS, Opened, load, open_image
+from model.errors import NoInk, TooManyDigits
+from model.geometry import find_strokes, model_input, passes_through
+from model.gray import enlarge, to_gray, unblock
+from model.ink import border_level, clean_ink_map, ink_map
+from model.preprocess import ENLARGE_TO
+from model.segment import Box, split_touching
+
+#: A number is looked for at this longer side: a dozen digits in a row still 30-odd pixels each.
+NUMBER_SIDE = 512
+#: A number's strokes with less than this share of the largest one's strong ink are specks (a
+#: single digit's: `model.geometry.SPECKS`); the rest too small to be digits are dropped by size.
+NUMBER_SPECKS = 0.02
+#: The most digits read in one number; more is TooManyDigits.
+MAX_DIGITS = 16
+
+
+@dataclass(frozen=True)
+class NumberDigit:
+    image: np.ndarray  # (28, 28), as `Preprocessed.image`
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the upload's pixels, after EXIF orientation
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One group of strokes: read whole, or (a group wide enough to be digits that touch) cut."""
+
+    whole: NumberDigit
+    cut: tuple[NumberDigit, ...] = ()
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        return [self.whole.image, *(d.image for d in self.cut)]
+
+
+def preprocess_number(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Slot]:
+    """Image bytes -> the groups of strokes of the number in it, left to right. Raises a
+    `model.errors.PreprocessError` for bad input, TooManyDigits past MAX_DIGITS groups."""
+    return preprocess_number_opened(open_image(data, max_pixels), data)
+
+
+def preprocess_number_opened(opened: Opened, data: bytes) -> list[Slot]:
+    """`preprocess_number` for an image `open_image(data)` has already opened."""
+    img = None
+    try:
+        img = load(opened, data, NUMBER_SIDE)
+        return _slots(img)
+    finally:
+        if img is not None:
+            img.close()
+        opened.close()
+
+
+def _slots(img: Image.Image) -> list[Slot]:
+    width, height = img.size
+    gray = to_gray(img, NUMBER_SIDE)
+    if max(img.size) <= NUMBER_SIDE:
+        gray = unblock(gray)
+    if img.size == (SIZE, SIZE):
+        same = passes_through(gray)
+        if same is not None:  # an MNIST digit: one digit, the whole image
+            return [Slot(NumberDigit(same, (0, 0, SIZE, SIZE)))]
+    short, long = min(gray.shape), max(gray.shape)
+    if short < ENLARGE_TO and long < NUMBER_SIDE:  # a few pixels a digit: analysed as the smooth shape they stand for
+        gray = enlarge(gray, long + 1, min(long * -(-ENLARGE_TO // short), NUMBER_SIDE))
+    paper = border_level(gray)
+    ink = ink_map(gray) if paper is None else clean_ink_map(gray, paper)
+    strokes = find_strokes(ink, border_clutter=paper is None, specks=NUMBER_SPECKS)
+    if len(strokes.digits) > MAX_DIGITS:
+        raise TooManyDigits(f"{len(strokes.digits)} digits found; at most {MAX_DIGITS} are read in one image")
+    sy, sx = height / gray.shape[0], width / gray.shape[1]
+
+    def digit(own: np.ndarray, box: Box) -> NumberDigit:
+        r0, r1, c0, c1 = box
+        upload = (int(c0 * sx), int(r0 * sy), min(width, math.ceil(c1 * sx)), min(height, math.ceil(r1 * sy)))
+        return NumberDigit(model_input(own[r0:r1, c0:c1]), upload)
+
+    slots = []
+    for group in strokes.digits:
+        own = ink * strokes.mask(group)
+        pieces = split_touching(own, group.box)
+        try:
+            cut = tuple(digit(own, box) for box in pieces) if len(pieces) > 1 else ()
+        except NoInk:  # a piece with no ink of its own: no cut
+            cut = ()
+        slots.append(Slot(digit(own, group.box), cut))
+    if not slots:
+        raise NoInk("no digit found")
+    return slots
+
+
+class Read(Protocol):
+    @property
+    def confidence(self) -> float: ...
+
+
+A = TypeVar("A", bound=Read)
+
+
+def choose(slots: Sequence[Slot], answers: Sequence[A]) -> list[tuple[NumberDigit, A]]:
+    """The digits of the number: each slot's whole group, or its cut when every piece of it is read
+    with more confidence than the whole. `answers` are the model's for the slots' `images`, in
+    order. TooManyDigits past MAX_DIGITS."""
+    out: list[tuple[NumberDigit, A]] = []
+    at = 0
+    for slot in slots:
+        whole, pieces = answers[at], answers[at + 1 : at + 1 + len(slot.cut)]
+        at += 1 + len(slot.cut)
+        if pieces and min(p.confidence for p in pieces) > whole.confidence:
+            out.extend(zip(slot.cut, pieces, strict=True))
+        else:
+            out.append((slot.whole, whole))
+    if len(out) > MAX_DIGITS:
+        raise TooManyDigits(f"{len(out)} digits found; at most {MAX_DIGITS} are read in one image")
+    return out
