@@ -35,6 +35,7 @@ from app.settings import Settings
 from model.checkpoint import CheckpointError, LoadedModel, sha256_of
 from model.decode import open_image
 from model.errors import PreprocessError
+from model.number import NumberDigit, choose
 from model.preprocess import preprocess_opened
 
 #: Images up to this many pixels are preprocessed on the event loop: the drawing page's 280x280
@@ -192,6 +193,20 @@ class Engine:
         else:
             pre = await self._decoding(self.predictor.preprocess_opened, opened, data)
         return await self.batcher.submit(pre.image)
+
+    async def predict_number(self, data: bytes) -> list[tuple[NumberDigit, Answer]]:
+        """The digits of the number in one image, left to right, each with its box and answer: its
+        groups of strokes preprocessed (inline when small, else on a worker thread), then through
+        the batcher together, sharing forward passes with single requests (`model.number`)."""
+        predictor = self.predictor
+        opened = open_image(data, predictor.max_pixels)
+        width, height = opened.size
+        if width * height <= INLINE_PIXELS:
+            slots = predictor.preprocess_number(opened, data)
+        else:
+            slots = await self._decoding(predictor.preprocess_number, opened, data)
+        answers = await self.batcher.submit_many([image for slot in slots for image in slot.images])
+        return choose(slots, answers)
 
     async def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
         """Several images in one forward pass, on a worker thread; a bad image's error in its slot."""

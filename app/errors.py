@@ -13,7 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.responses import JSONAnswer
-from model.errors import ImageTooLarge, NoInk, NotADigit, PreprocessError, UnsupportedImage
+from model.errors import (
+    ImageTooLarge,
+    NoInk,
+    NotADigit,
+    PreprocessError,
+    SeveralDigits,
+    TooManyDigits,
+    UnsupportedImage,
+)
 
 
 class ServiceError(Exception):
@@ -58,10 +66,11 @@ class NotReady(ServiceError):
 
 def preprocess_status(error: PreprocessError) -> int:
     """400 for undecodable images, 413 over the pixel cap, 422 for a valid image with no ink, with
-    no digit in it, or in a colour mode the service cannot read."""
+    no digit in it, with several (at /predict) or too many (at /predict/number), or in a colour
+    mode the service cannot read."""
     if isinstance(error, ImageTooLarge):
         return 413
-    if isinstance(error, NoInk | UnsupportedImage | NotADigit):
+    if isinstance(error, NoInk | UnsupportedImage | NotADigit | SeveralDigits | TooManyDigits):
         return 422
     return 400
 

@@ -21,7 +21,7 @@ from app.metrics import Metrics
 from app.middleware import InFlight, RequestContext
 from app.reload import chosen_checkpoint, listen_for_sighup
 from app.responses import JSONAnswer
-from app.routers import admin, health, info, page, predict, v2
+from app.routers import admin, health, info, number, page, predict, v2
 from app.settings import Settings, available_cpus, load_settings
 from model.checkpoint import CheckpointError
 
@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     install_error_handlers(app)
     app.include_router(predict.router)
+    app.include_router(number.router)
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(page.router)

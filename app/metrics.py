@@ -22,6 +22,7 @@ from app.predictor import Answer
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+NUMBER_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)
 
 
 class Metrics:
@@ -47,6 +48,9 @@ class Metrics:
         )
         self.batch_images = Histogram(
             "digits_inference_batch_images", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.number_digits = Histogram(
+            "digits_number_digits", "Digits read per number at /predict/number", buckets=NUMBER_BUCKETS, registry=r
         )
         # an info metric: 1 for the version a worker serves, 0 for one it replaced (a row per worker
         # under several, with its pid)
@@ -74,6 +78,9 @@ class Metrics:
             self._digits[digit].inc(n)
         for a in answers:
             self.confidence.observe(a.confidence)
+
+    def observe_number(self, digits: int) -> None:
+        self.number_digits.observe(digits)
 
     def model_loaded(self, version: str, previous: str | None = None) -> None:
         if previous is not None and previous != version:

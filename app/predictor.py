@@ -19,6 +19,7 @@ from model.decode import Opened, open_image
 from model.errors import PreprocessError
 from model.explain import png_diverging, png_gray, saliency
 from model.network import inference_forward
+from model.number import NUMBER_SIDE, Slot, preprocess_number_opened
 from model.preprocess import WORK_SIDE, Preprocessed, preprocess_opened
 from model.refusal import DEFAULT_RATE
 
@@ -154,6 +155,15 @@ class Predictor:
             return preprocess_opened(opened, data)
         with self.budget.reserve(opened.decoded_bytes(WORK_SIDE)):
             return preprocess_opened(opened, data)
+
+    def preprocess_number(self, opened: Opened, data: bytes) -> list[Slot]:
+        """`model.number.preprocess_number` for an image whose header `open_image` has read, within
+        this predictor's memory budget as `preprocess_opened` is."""
+        width, height = opened.size
+        if self.budget is None or width * height <= SMALL_PIXELS:
+            return preprocess_number_opened(opened, data)
+        with self.budget.reserve(opened.decoded_bytes(NUMBER_SIDE)):
+            return preprocess_number_opened(opened, data)
 
     def predict_bytes(self, data: bytes) -> Answer:
         """One image. Raises a PreprocessError subclass for bad input."""

@@ -47,6 +47,27 @@ class ExplainedPrediction(Prediction):
     refusal: RefusalInfo | None = Field(None, description="only with ?refuse=false")
 
 
+class NumberDigit(BaseModel):
+    digit: int = Field(ge=0, le=9, description="the digit read here", examples=[2])
+    confidence: float = Field(ge=0, le=1, description="probability of `digit` (temperature-calibrated)")
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="probability of each digit 0-9")
+    box: list[int] = Field(
+        min_length=4,
+        max_length=4,
+        description="where it is: [x0, y0, x1, y1] in the upload's own pixels (after EXIF orientation), x1 and y1 "
+        "exclusive",
+        examples=[[12, 30, 58, 96]],
+    )
+    refusal: RefusalInfo | None = Field(None, description="only with ?refuse=false")
+
+
+class NumberPrediction(BaseModel):
+    number: str = Field(description="the digits read, left to right (a string: it may start with 0)", examples=["2026"])
+    confidence: float = Field(ge=0, le=1, description="of the whole reading: the product of the digits' confidences")
+    digits: list[NumberDigit]
+    model_version: str = Field(description="first 12 hex digits of the checkpoint's SHA-256", examples=["3b073861e954"])
+
+
 class BatchItem(BaseModel):
     index: int = Field(description="position of the file in the request")
     filename: str | None = Field(None, description="the part's file name, as sent")
@@ -109,6 +130,27 @@ PREDICT_EXAMPLE = {
     "digit": 7,
     "confidence": 0.9991,
     "probabilities": [0.0, 0.0001, 0.0004, 0.0002, 0.0, 0.0, 0.0, 0.9991, 0.0, 0.0002],
+    "model_version": "3b073861e954",
+}
+
+
+NUMBER_EXAMPLE = {
+    "number": "42",
+    "confidence": 0.9968,
+    "digits": [
+        {
+            "digit": 4,
+            "confidence": 0.9979,
+            "probabilities": [0.0, 0.0, 0.0002, 0.0, 0.9979, 0.0, 0.0001, 0.0015, 0.0, 0.0003],
+            "box": [40, 62, 131, 190],
+        },
+        {
+            "digit": 2,
+            "confidence": 0.9989,
+            "probabilities": [0.0, 0.0004, 0.9989, 0.0003, 0.0, 0.0, 0.0, 0.0004, 0.0, 0.0],
+            "box": [172, 58, 251, 186],
+        },
+    ],
     "model_version": "3b073861e954",
 }
 

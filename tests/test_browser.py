@@ -70,19 +70,29 @@ def page(browser: sync_api.Browser, server: Server) -> Iterator[tuple[sync_api.P
     assert hosts == {f"127.0.0.1:{server.port}"}, f"requests to other hosts: {hosts}"
 
 
-def draw_seven(pg: sync_api.Page) -> None:
+SEVEN = [[(0.2, 0.2), (0.8, 0.2), (0.45, 0.85)]]  # the bar, then the long diagonal
+FOUR = [[(0.6, 0.12), (0.15, 0.62), (0.85, 0.62)], [(0.65, 0.35), (0.65, 0.9)]]  # in two strokes
+TWO = [[(0.2, 0.3), (0.35, 0.12), (0.65, 0.12), (0.8, 0.3), (0.75, 0.5), (0.2, 0.88), (0.85, 0.88)]]
+
+
+def draw(pg: sync_api.Page, strokes: list[list[tuple[float, float]]], left: float = 0.35) -> None:
+    """Strokes in a unit square as tall as the pad, its left edge at `left` of the pad's width."""
     box = pg.locator("#pad").bounding_box()
     assert box is not None
-    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
-    strokes = [[(0.25, 0.22), (0.75, 0.22), (0.45, 0.85)]]  # the bar, then the long diagonal
+    h = box["height"]
+    x, y = box["x"] + left * box["width"], box["y"]
     for stroke in strokes:
-        pg.mouse.move(x + stroke[0][0] * w, y + stroke[0][1] * h)
+        pg.mouse.move(x + stroke[0][0] * h, y + stroke[0][1] * h)
         pg.mouse.down()
         for (ax, ay), (bx, by) in itertools.pairwise(stroke):
             for i in range(1, 21):
                 t = i / 20
-                pg.mouse.move(x + (ax + (bx - ax) * t) * w, y + (ay + (by - ay) * t) * h)
+                pg.mouse.move(x + (ax + (bx - ax) * t) * h, y + (ay + (by - ay) * t) * h)
         pg.mouse.up()
+
+
+def draw_seven(pg: sync_api.Page) -> None:
+    draw(pg, SEVEN)
 
 
 def bar_sum(pg: sync_api.Page) -> float:
@@ -115,6 +125,26 @@ def test_uploaded_photo_is_read(page: tuple[sync_api.Page, list[str]]) -> None:
     pg.screenshot(path=str(OUT / "2-uploaded-photo.png"), full_page=True)
     assert pg.locator("#digit").text_content() == "2"
     assert bar_sum(pg) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_written_number_is_read_with_each_digit(page: tuple[sync_api.Page, list[str]]) -> None:
+    """A 4 in two strokes and a 2 beside it: the page reads 42, lists each digit with its
+    confidence and draws a box round each on the canvas."""
+    pg, requests = page
+    draw(pg, FOUR, left=0.2)
+    draw(pg, TWO, left=0.55)
+    pg.wait_for_function("document.getElementById('digits').children.length === 2")
+    pg.screenshot(path=str(OUT / "4-drawn-number.png"), full_page=True)
+    assert pg.locator("#digit").text_content() == "42"
+    assert pg.locator("#digits b").all_text_contents() == ["4", "2"]
+    assert all(t.endswith("%") for t in pg.locator("#digits span").all_text_contents())
+    assert not pg.locator("#bars").is_visible()  # one chart per digit would mislead; the list says it
+    boxed = pg.evaluate(
+        "() => { const c = document.getElementById('boxes');"
+        " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v !== 0); }"
+    )
+    assert boxed is True
+    assert any(u.endswith("/predict/number") for u in requests)
 
 
 def test_blank_upload_shows_the_error(page: tuple[sync_api.Page, list[str]], tmp_path: Path) -> None:
@@ -168,7 +198,7 @@ def test_a_refusal_is_shown_plainly(browser: sync_api.Browser, tmp_path: Path) -
         draw_seven(pg)
         pg.wait_for_function("document.getElementById('status').dataset.code === 'not_a_digit'")
         assert pg.locator("#status").text_content() == (
-            "That does not look like a digit. Draw one digit, 0 to 9, or upload a picture of one."
+            "That does not look like a digit. Draw digits, 0 to 9, or upload a picture of a number."
         )
         assert pg.locator("#digit").text_content() == "✗"
         assert bar_sum(pg) == 0

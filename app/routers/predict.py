@@ -84,6 +84,25 @@ COMMON_ERRORS = [
 ]
 
 
+#: The 400s of an upload whose bytes are not a readable image, for /predict and /predict/number.
+UNREADABLE = [
+    (
+        400,
+        "The bytes are not a readable image",
+        "not_an_image",
+        "not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF)",
+    ),
+    (400, "The bytes are not a readable image", "truncated_image", "image data is truncated or corrupt"),
+    (400, "The bytes are not a readable image", "empty_image", "the upload is empty (0 bytes)"),
+    (
+        400,
+        "The bytes are not a readable image",
+        "invalid_multipart",
+        "malformed multipart body: the body ends before its closing boundary",
+    ),
+]
+
+
 @router.post(
     "/predict",
     response_model=ExplainedPrediction,
@@ -91,20 +110,7 @@ COMMON_ERRORS = [
     responses={
         200: {"content": {"application/json": {"example": PREDICT_EXAMPLE}}},
         **_errors(
-            (
-                400,
-                "The bytes are not a readable image",
-                "not_an_image",
-                "not an image in a supported format (PNG, JPEG, GIF, BMP, WEBP, TIFF)",
-            ),
-            (400, "The bytes are not a readable image", "truncated_image", "image data is truncated or corrupt"),
-            (400, "The bytes are not a readable image", "empty_image", "the upload is empty (0 bytes)"),
-            (
-                400,
-                "The bytes are not a readable image",
-                "invalid_multipart",
-                "malformed multipart body: the body ends before its closing boundary",
-            ),
+            *UNREADABLE,
             *COMMON_ERRORS,
             (
                 422,
@@ -119,6 +125,12 @@ COMMON_ERRORS = [
                 "not_a_digit",
                 "this image does not look like a digit: the best guess, 4, has confidence 0.210, under the refusal "
                 "threshold 0.520; send ?refuse=false for the best guess anyway",
+            ),
+            (
+                422,
+                "No image, an image with no ink or with no digit",
+                "several_digits",
+                "this image holds 4 digits side by side, not one; send it to /predict/number to read the number",
             ),
             (
                 422,

@@ -1,4 +1,5 @@
-// The drawing page: a canvas, an upload control, and the public API (/predict?explain=true, /model).
+// The drawing page: a canvas, an upload control, and the public API (/predict/number, /predict?explain=true,
+// /model).
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -9,12 +10,17 @@ const confidenceOut = document.getElementById("confidence");
 const bars = document.getElementById("bars");
 const inputImg = document.getElementById("input");
 const saliencyImg = document.getElementById("saliency");
+const overlay = document.getElementById("boxes");
+const octx = overlay.getContext("2d");
+const digitList = document.getElementById("digits");
+const answerPanel = document.getElementById("answer-panel");
 const DEBOUNCE_MS = 250;
 
 let drawing = false;
 let inked = false;
 let timer = null;
 let generation = 0; // answers to older requests are dropped
+let view = { scale: 1, dx: 0, dy: 0 }; // upload pixels -> pad pixels (an uploaded file is shown fitted)
 
 // ten bars, 0-9
 const rows = [];
@@ -44,6 +50,35 @@ function resetAnswer() {
   });
   inputImg.removeAttribute("src");
   saliencyImg.removeAttribute("src");
+  digitList.replaceChildren();
+  octx.clearRect(0, 0, overlay.width, overlay.height);
+  answerPanel.classList.remove("several");
+}
+
+function showBoxes(digits) {
+  octx.clearRect(0, 0, overlay.width, overlay.height);
+  octx.lineWidth = 3;
+  octx.font = "bold 22px system-ui, sans-serif";
+  digits.forEach((d) => {
+    const [x0, y0, x1, y1] = d.box.map((v, i) => v * view.scale + (i % 2 === 0 ? view.dx : view.dy));
+    octx.strokeStyle = octx.fillStyle = "#0b57d0";
+    octx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    octx.fillText(String(d.digit), x0 + 3, Math.max(20, y0 - 4));
+  });
+}
+
+function showNumber(data) {
+  digitOut.textContent = data.number;
+  digitOut.dataset.digit = data.number;
+  confidenceOut.textContent = `${(data.confidence * 100).toFixed(1)}%`;
+  answerPanel.classList.add("several");
+  data.digits.forEach((d, i) => {
+    const li = document.createElement("li");
+    li.dataset.digit = String(d.digit);
+    li.innerHTML = `<b>${d.digit}</b><span>${(d.confidence * 100).toFixed(1)}%</span>`;
+    li.setAttribute("aria-label", `digit ${i + 1}: ${d.digit}, ${(d.confidence * 100).toFixed(1)}% confidence`);
+    digitList.appendChild(li);
+  });
 }
 
 function showAnswer(answer) {
@@ -69,14 +104,14 @@ async function predict(body, contentType) {
   try {
     const init = { method: "POST", body };
     if (contentType) init.headers = { "Content-Type": contentType };
-    const response = await fetch("/predict?explain=true", init);
+    const response = await fetch("/predict/number", init);
     const data = await response.json();
     if (mine !== generation) return;
     if (!response.ok) {
       resetAnswer();
       if (data.error && data.error.code === "not_a_digit") {
         digitOut.textContent = "✗";
-        setStatus("That does not look like a digit. Draw one digit, 0 to 9, or upload a picture of one.", true);
+        setStatus("That does not look like a digit. Draw digits, 0 to 9, or upload a picture of a number.", true);
       } else {
         setStatus(data.error ? data.error.message : `HTTP ${response.status}`, true);
       }
@@ -84,10 +119,34 @@ async function predict(body, contentType) {
       return;
     }
     statusLine.dataset.code = "";
-    showAnswer(data);
-    setStatus(`Read as ${data.digit} by model ${data.model_version}.`);
+    resetAnswer();
+    showBoxes(data.digits);
+    if (data.digits.length === 1) {
+      showAnswer(data.digits[0]);
+      setStatus(`Read as ${data.number} by model ${data.model_version}.`);
+      explain(body, contentType, mine);
+    } else {
+      showNumber(data);
+      setStatus(`Read as the number ${data.number} (${data.digits.length} digits) by model ${data.model_version}.`);
+    }
   } catch (err) {
     if (mine === generation) setStatus(`The service did not answer: ${err}`, true);
+  }
+}
+
+// one digit: what the model saw and where it looked, from /predict?explain=true
+async function explain(body, contentType, mine) {
+  const init = { method: "POST", body };
+  if (contentType) init.headers = { "Content-Type": contentType };
+  try {
+    const response = await fetch("/predict?explain=true", init);
+    const data = await response.json();
+    if (mine === generation && response.ok && data.explanation) {
+      inputImg.src = data.explanation.input_png;
+      saliencyImg.src = data.explanation.saliency_png;
+    }
+  } catch (err) {
+    // the answer is shown already; the pictures are a bonus
   }
 }
 
@@ -107,7 +166,7 @@ function point(event) {
 }
 
 function startPen() {
-  ctx.lineWidth = pad.width / 14;
+  ctx.lineWidth = pad.height / 14;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.strokeStyle = "#000";
@@ -147,8 +206,9 @@ function clearAll() {
   clearTimeout(timer);
   ctx.clearRect(0, 0, pad.width, pad.height);
   inked = false;
+  view = { scale: 1, dx: 0, dy: 0 };
   resetAnswer();
-  setStatus("Draw a digit in the box.");
+  setStatus("Draw a digit or a number in the box.");
 }
 document.getElementById("clear").addEventListener("click", clearAll);
 pad.addEventListener("keydown", (event) => {
@@ -168,7 +228,8 @@ document.getElementById("file").addEventListener("change", (event) => {
     const scale = Math.min(pad.width / img.width, pad.height / img.height);
     const w = img.width * scale;
     const h = img.height * scale;
-    ctx.drawImage(img, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    view = { scale, dx: (pad.width - w) / 2, dy: (pad.height - h) / 2 };
+    ctx.drawImage(img, view.dx, view.dy, w, h);
     URL.revokeObjectURL(url);
   };
   img.src = url;
