@@ -285,9 +285,24 @@ def test_openapi_documents_every_response(client: TestClient) -> None:
     assert set(predict["responses"]) == {"200", "400", "413", "415", "422", "503"}
     assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "image/*"}
     examples = predict["responses"]["422"]["content"]["application/json"]["examples"]
-    assert set(examples) == {"missing_file", "no_ink", "not_a_digit", "too_many_files", "unsupported_image"}
+    assert set(examples) == {
+        "missing_file",
+        "no_ink",
+        "not_a_digit",
+        "several_digits",
+        "too_many_files",
+        "unsupported_image",
+    }
     ours = {p for p in spec["paths"] if not p.startswith("/v2")}  # the Open Inference Protocol's: tests/test_v2.py
-    assert ours == {"/predict", "/predict/batch", "/health/live", "/health/ready", "/model", "/metrics"}
+    assert ours == {
+        "/predict",
+        "/predict/batch",
+        "/predict/number",
+        "/health/live",
+        "/health/ready",
+        "/model",
+        "/metrics",
+    }
     assert {"/v2/models/{name}/infer", "/v2/health/ready", "/v2"} <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
 
