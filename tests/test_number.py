@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -123,7 +124,7 @@ def numbers(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- the endpoint ----------------------------------------------------------------------------------
 
 
-def post_number(client: TestClient, data: bytes, query: str = "") -> dict:
+def post_number(client: TestClient, data: bytes, query: str = "") -> dict[str, Any]:
     r = client.post(f"/predict/number{query}", files={"file": ("n.png", data, "image/png")})
     assert r.status_code == 200, r.text
     return dict(r.json())
@@ -201,7 +202,7 @@ def test_too_many_digits_is_its_own_422(real_client: TestClient) -> None:
         ({"files": {"other": ("a.png", b"x", "image/png")}}, 422, "missing_file"),
     ],
 )
-def test_the_same_errors_as_predict(real_client: TestClient, kwargs: dict, status: int, code: str) -> None:
+def test_the_same_errors_as_predict(real_client: TestClient, kwargs: dict[str, Any], status: int, code: str) -> None:
     r = real_client.post("/predict/number", **kwargs)
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
