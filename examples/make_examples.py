@@ -4,6 +4,7 @@ digit.png  - MNIST test image 0 (a 7) as the 28x28 grayscale PNG MNIST itself is
 photo.jpg  - MNIST test image 1 (a 2) as a 400x300 phone-photo-like JPEG: dark ink on uneven paper
 canvas.png - MNIST test image 4 (a 4) drawn on a transparent 280x280 canvas (RGBA)
 printed.png - a typeset 5 (DejaVu Sans Bold, or Pillow's own font) on white
+number.png - the number 2026 drawn on the page's transparent 840x280 canvas (model.realnumbers)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.data import load_split
+from model.realnumbers import canvas_png
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,6 +48,7 @@ def main() -> None:
     buf = io.BytesIO()
     printed.save(buf, "PNG")
     (HERE / "printed.png").write_bytes(buf.getvalue())
+    (HERE / "number.png").write_bytes(canvas_png("2026"))
 
 
 if __name__ == "__main__":

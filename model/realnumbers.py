@@ -145,6 +145,19 @@ def make_drawn(number: str, rng: np.random.Generator) -> tuple[bytes, str]:
     return _png(Image.fromarray(rgba, "RGBA"))
 
 
+def canvas_png(number: str, seed: int = 7) -> bytes:
+    """`number` written on the page's transparent canvas, digits 140 px tall and 180 px apart, as a
+    hand draws them (examples/number.png, `bench/latency.py --numbers`)."""
+    rng = np.random.default_rng(seed)
+    alpha = Image.new("L", CANVAS, 0)
+    draw = ImageDraw.Draw(alpha)
+    for k, c in enumerate(number):
+        pen(draw, DIGITS[c], (60 + 180 * k, 70, 90, 140), 20, rng)
+    rgba = Image.new("RGBA", CANVAS, (17, 17, 17, 0))
+    rgba.putalpha(alpha)
+    return _png(rgba)[0]
+
+
 def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path | None = None) -> int:
     """Write `per_kind` numbers of each kind into `out`; return how many were written."""
     rng = np.random.default_rng(seed)
