@@ -22,12 +22,12 @@ import numpy as np
 from PIL import Image
 
 from model.contract import SIZE
-from model.decode import DEFAULT_MAX_PIXELS, Opened, load, open_image
+from model.decode import DEFAULT_MAX_PIXELS, Opened, open_image
 from model.errors import NoInk, TooManyDigits
 from model.geometry import find_strokes, model_input, passes_through
 from model.gray import enlarge, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map
-from model.preprocess import ENLARGE_TO
+from model.preprocess import ENLARGE_TO, decoded
 from model.segment import Box, split_touching
 
 #: A number is looked for at this longer side: a dozen digits in a row still 30-odd pixels each.
@@ -65,14 +65,7 @@ def preprocess_number(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> list
 
 def preprocess_number_opened(opened: Opened, data: bytes) -> list[Slot]:
     """`preprocess_number` for an image `open_image(data)` has already opened."""
-    img = None
-    try:
-        img = load(opened, data, NUMBER_SIDE)
-        return _slots(img)
-    finally:
-        if img is not None:
-            img.close()
-        opened.close()
+    return decoded(opened, data, NUMBER_SIDE, _slots)
 
 
 def _slots(img: Image.Image) -> list[Slot]:

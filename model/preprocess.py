@@ -18,7 +18,9 @@ The recipe, each step in its own module:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +32,8 @@ from model.geometry import bbox, keep_digit, model_input, passes_through
 from model.gray import enlarge, shrink, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map
 from model.segment import Box
+
+T = TypeVar("T")
 
 #: Working resolution: larger images are reduced to this longer side before analysis.
 WORK_SIDE = 256
@@ -60,7 +64,12 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocesse
 
 
 def preprocess_opened(opened: Opened, data: bytes) -> Preprocessed:
-    """`preprocess` for an image `open_image(data)` has already opened (so its size is known).
+    """`preprocess` for an image `open_image(data)` has already opened (so its size is known)."""
+    return decoded(opened, data, WORK_SIDE, _from_image)
+
+
+def decoded(opened: Opened, data: bytes, side: int, read: Callable[[Image.Image], T]) -> T:
+    """`read` of the image `open_image(data)` opened, decoded for `side` (`model.decode.load`).
 
     The decoded pixels are released when it returns (Image.close), not whenever the last reference
     goes: Pillow's image files can sit in reference cycles, which a service that collects cycles
@@ -68,8 +77,8 @@ def preprocess_opened(opened: Opened, data: bytes) -> Preprocessed:
     """
     img = None
     try:
-        img = load(opened, data, WORK_SIDE)
-        return _from_image(img)
+        img = load(opened, data, side)
+        return read(img)
     finally:
         if img is not None:
             img.close()

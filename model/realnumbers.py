@@ -19,7 +19,6 @@ Seeded; nothing downloaded. Needs scipy, as `model.realworld` does.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from model import realworld
 from model.data import load_split
 from model.fonts import fonts as _fonts
 from model.realworld import _jpeg, _png, _stroke_mask
@@ -193,14 +193,7 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("out", type=Path)
-    p.add_argument("--per-kind", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None)
-    args = p.parse_args(argv)
-    print(f"wrote {generate(args.out, args.per_kind, args.seed, args.data_dir)} numbers to {args.out}")
-    return 0
+    return realworld.main(argv, generate, __doc__)
 
 
 if __name__ == "__main__":

@@ -255,14 +255,16 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
     return n
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, make: Callable[..., int] = generate, doc: str | None = __doc__) -> int:
+    """The command line of a generator of labelled images from MNIST's test set (this module's,
+    or `make` with its module's `doc`)."""
+    p = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     p.add_argument("out", type=Path)
     p.add_argument("--per-kind", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
-    print(f"wrote {generate(args.out, args.per_kind, args.seed, args.data_dir)} images to {args.out}")
+    print(f"wrote {make(args.out, args.per_kind, args.seed, args.data_dir)} images to {args.out}")
     return 0
 
 

@@ -35,13 +35,14 @@ BESIDE_GAP = 0.15
 TOUCH_GAP = 0.025
 #: A group at least this share of the tallest group's height is a digit; smaller ones are specks.
 DIGIT_HEIGHT = 0.4
-#: A group wider than TOUCHING x its height may be digits that touch (3.3% of MNIST's test digits
-#: are wider than 1.2 x their height, 0.4% 1.5x, none 2x: the model decides, `model.number.choose`);
-#: each is taken to be about DIGIT_ASPECT x the height wide when deciding how many.
+#: A group wider than TOUCHING x its height may be digits that touch (some single digits are that
+#: wide too: the model decides, `model.number.choose`); each is taken to be about DIGIT_ASPECT x
+#: the height wide when deciding how many.
 TOUCHING = 1.2
 DIGIT_ASPECT = 0.7
-#: More strokes than this are not handwriting but texture or noise: grouped by columns alone is
-#: still right, but the pairwise overlaps would cost n^2; beyond it strokes are grouped in one pass.
+#: More strokes than this are not handwriting but texture or noise: they are grouped in one pass
+#: (overlapping columns), and if that leaves more groups than this, the other rules are skipped:
+#: weighing every pair again after each merge costs n^3.
 MAX_STROKES = 256
 
 #: (first row, last row + 1, first column, last column + 1), as `model.geometry.Box`.
@@ -60,75 +61,85 @@ def group_strokes(boxes: np.ndarray, ids: np.ndarray) -> list[Group]:
     if len(boxes) == 0:
         return []
     order = np.argsort(boxes[:, 2], kind="stable")
-    groups = [Group(_box(boxes[i]), (int(ids[i]),)) for i in order]
-    if len(groups) > MAX_STROKES:  # one sweep: each stroke joins the group before it if they overlap
-        groups = _sweep(groups)
-    for rule in (_same_digit, _touch, _beside):  # the surest rules first: a piece joins its own digit
-        groups = _merge(groups, rule)
-    tallest = max(g.box[1] - g.box[0] for g in groups)
-    digits = [g for g in groups if g.box[1] - g.box[0] >= DIGIT_HEIGHT * tallest]
+    found = np.asarray(boxes, dtype=np.int64)[order]
+    members = [[int(ids[i])] for i in order]
+    if len(found) > MAX_STROKES:  # texture, not writing: one sweep, each stroke joins the one before it
+        found, members = _sweep(found, members)
+    if len(found) <= MAX_STROKES:
+        for rule in (_same_digit, _touch, _beside):  # the surest rules first: a piece joins its own digit
+            found, members = _merge(found, members, rule)
+    heights = found[:, 1] - found[:, 0]
+    digits = [Group(_box(b), tuple(m)) for b, m, h in zip(found, members, heights, strict=True)
+              if h >= DIGIT_HEIGHT * heights.max()]  # fmt: skip
     return sorted(digits, key=lambda g: (g.box[2] + g.box[3], g.box[0]))
 
 
-def _sweep(groups: list[Group]) -> list[Group]:
-    out = [groups[0]]
-    for g in groups[1:]:
-        if _same_digit(out[-1].box, g.box):
-            out[-1] = Group(_union(out[-1].box, g.box), out[-1].members + g.members)
+def _sweep(boxes: np.ndarray, members: list[list[int]]) -> tuple[np.ndarray, list[list[int]]]:
+    out, joined = [boxes[0]], [members[0]]
+    for box, m in zip(boxes[1:], members[1:], strict=True):
+        if _same_digit(out[-1], box):
+            out[-1], joined[-1] = _union(out[-1], box), joined[-1] + m
         else:
-            out.append(g)
-    return out
+            out.append(box)
+            joined.append(m)
+    return np.array(out), joined
 
 
 def _box(row: np.ndarray) -> Box:
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
-def _union(a: Box, b: Box) -> Box:
-    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])])
 
 
-def _merge(groups: list[Group], rule: Callable[[Box, Box], bool]) -> list[Group]:
-    """Groups joined, a pair at a time, while `rule` says two are one digit; for a group too short
-    to be a digit, the nearest one it may join."""
-    while True:
-        best: tuple[int, int, int] | None = None  # (gap, i, j)
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                a, b = groups[i].box, groups[j].box
-                if rule(a, b):
-                    gap = max(a[2], b[2]) - min(a[3], b[3])
-                    if best is None or gap < best[0]:
-                        best = (gap, i, j)
-        if best is None:
-            return groups
-        _, i, j = best
-        groups[i] = Group(_union(groups[i].box, groups[j].box), groups[i].members + groups[j].members)
-        del groups[j]
+Rule = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _measures(a: Box, b: Box) -> tuple[int, int, int, int]:
-    """(columns in common, negative for a gap; rows in common; the taller's and the shorter's height)"""
-    ha, hb = a[1] - a[0], b[1] - b[0]
-    return min(a[3], b[3]) - max(a[2], b[2]), min(a[1], b[1]) - max(a[0], b[0]), max(ha, hb), min(ha, hb)
+def _merge(boxes: np.ndarray, members: list[list[int]], rule: Rule) -> tuple[np.ndarray, list[list[int]]]:
+    """Groups joined, the nearest pair first (a piece too short to be a digit joins its nearest
+    neighbour), while `rule` says two are one digit. Every pair is weighed at once, in numpy."""
+    boxes, members = boxes.copy(), list(members)
+    while len(boxes) > 1:
+        a, b = boxes[:, None, :], boxes[None, :, :]
+        joins = np.triu(rule(a, b), k=1)
+        if not joins.any():
+            break
+        gap = np.maximum(a[..., 2], b[..., 2]) - np.minimum(a[..., 3], b[..., 3])
+        i, j = np.unravel_index(np.argmin(np.where(joins, gap, np.iinfo(np.int64).max)), joins.shape)
+        boxes[i] = _union(boxes[i], boxes[j])
+        members[i] = members[i] + members[j]
+        boxes = np.delete(boxes, j, axis=0)
+        del members[j]
+    return boxes, members
 
 
-def _same_digit(a: Box, b: Box) -> bool:
+def _measures(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Of boxes a and b (broadcast): columns in common (negative: the gap between them), rows in
+    common, the taller's and the shorter's height, the narrower's width."""
+    ha, hb = a[..., 1] - a[..., 0], b[..., 1] - b[..., 0]
+    shared = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 2], b[..., 2])
+    rows = np.minimum(a[..., 1], b[..., 1]) - np.maximum(a[..., 0], b[..., 0])
+    narrow = np.minimum(a[..., 3] - a[..., 2], b[..., 3] - b[..., 2])
+    return shared, rows, np.maximum(ha, hb), np.minimum(ha, hb), narrow
+
+
+def _same_digit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Columns overlapping by OVERLAP of the narrower, or one above the other (STACKED)."""
-    shared, rows, tall, short = _measures(a, b)
-    if shared > 0 and shared >= OVERLAP * min(a[3] - a[2], b[3] - b[2]):
-        return True
-    return rows <= STACKED * short and -shared <= STACKED_GAP * tall
+    shared, rows, tall, short, narrow = _measures(a, b)
+    overlapping = (shared > 0) & (shared >= OVERLAP * narrow)
+    stacked = (rows <= STACKED * short) & (-shared <= STACKED_GAP * tall)
+    return np.asarray(overlapping | stacked)
 
 
-def _touch(a: Box, b: Box) -> bool:
-    shared, _, tall, _ = _measures(a, b)
-    return -shared <= TOUCH_GAP * tall
+def _touch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    shared, _, tall, _, _ = _measures(a, b)
+    return np.asarray(-shared <= TOUCH_GAP * tall)
 
 
-def _beside(a: Box, b: Box) -> bool:
-    shared, _, tall, short = _measures(a, b)
-    return short < DIGIT_HEIGHT * tall and -shared <= BESIDE_GAP * tall
+def _beside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    shared, _, tall, short, _ = _measures(a, b)
+    return np.asarray((short < DIGIT_HEIGHT * tall) & (-shared <= BESIDE_GAP * tall))
 
 
 def split_touching(ink: np.ndarray, box: Box) -> list[Box]:

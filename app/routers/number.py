@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from app.deps import EngineDep, MetricsDep, SettingsDep
 from app.responses import JSONAnswer, accepted, prediction_body
-from app.routers.predict import _IMAGE_SCHEMA, COMMON_ERRORS, REFUSE_DOC, UNREADABLE, _errors
+from app.routers.predict import COMMON_ERRORS, REFUSE_DOC, UNREADABLE, _errors, one_image
 from app.schemas import NUMBER_EXAMPLE, NumberPrediction
 from app.uploads import read_single
 from model.errors import NotADigit
@@ -48,20 +48,11 @@ _NO_DIGITS = "No image, no ink, a digit that is not one, or too many digits"
             (422, _NO_DIGITS, "too_many_files", "send one image in field 'file'; use /predict/batch for several"),
         ),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "The image as multipart field `file`, or as the raw body with an `image/*` type, as for "
-            "/predict: a number written, printed or drawn in one row, its digits side by side (gaps of any width, "
-            f"sizes and a sloping baseline are fine). At most {MAX_DIGITS} digits.",
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["file"], "properties": {"file": _IMAGE_SCHEMA}}
-                },
-                "image/*": {"schema": _IMAGE_SCHEMA},
-            },
-        }
-    },
+    openapi_extra=one_image(
+        "The image as multipart field `file`, or as the raw body with an `image/*` type, as for /predict: a number "
+        "written, printed or drawn in one row, its digits side by side (gaps of any width, sizes and a sloping "
+        f"baseline are fine). At most {MAX_DIGITS} digits."
+    ),
 )
 async def predict_number(
     request: Request,

@@ -84,6 +84,23 @@ COMMON_ERRORS = [
 ]
 
 
+def one_image(description: str) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that takes one image, as multipart field `file` or as
+    a raw `image/*` body (`app.uploads.read_single`)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": {"file": _IMAGE_SCHEMA}}
+                },
+                "image/*": {"schema": _IMAGE_SCHEMA},
+            },
+        }
+    }
+
+
 #: The 400s of an upload whose bytes are not a readable image, for /predict and /predict/number.
 UNREADABLE = [
     (
@@ -146,20 +163,11 @@ UNREADABLE = [
             ),
         ),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "The image as multipart field `file`, or as the raw body with an `image/*` type. "
-            "PNG, JPEG, GIF, BMP, WebP or TIFF, any size and colour mode; dark ink on light paper, light ink "
-            "on dark, and transparent canvases are all read.",
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["file"], "properties": {"file": _IMAGE_SCHEMA}}
-                },
-                "image/*": {"schema": _IMAGE_SCHEMA},
-            },
-        }
-    },
+    openapi_extra=one_image(
+        "The image as multipart field `file`, or as the raw body with an `image/*` type. PNG, JPEG, GIF, BMP, "
+        "WebP or TIFF, any size and colour mode; dark ink on light paper, light ink on dark, and transparent "
+        "canvases are all read."
+    ),
 )
 async def predict(
     request: Request,
