@@ -5,7 +5,9 @@ The model takes one of two inputs: `image`, BYTES [N], each element an encoded i
 JPEG, ...) read by the same preprocessing as /predict (base64 text in the JSON form, raw bytes in
 the binary-data extension); or `pixels`, FP32 [N, 28, 28] or [N, 1, 28, 28], already preprocessed
 (0..1, white ink on black). It answers `digit` INT64 [N], `confidence` FP32 [N] and `probabilities`
-FP32 [N, 10], each as JSON data or, when asked (`binary_data`), as raw little-endian bytes after the
+FP32 [N, 10], and `refused` BOOL [N] (the confidence is under the checkpoint's refusal threshold at
+DIGITS_REFUSAL_RATE: not a digit, which /predict answers 422 `not_a_digit`; always false for a
+checkpoint that refuses nothing), each as JSON data or, when asked (`binary_data`), as raw little-endian bytes after the
 JSON header (`Inference-Header-Content-Length`), as the protocol's binary tensor extension says.
 """
 
@@ -36,8 +38,9 @@ OUTPUTS = (
     {"name": "digit", "datatype": "INT64", "shape": [-1]},
     {"name": "confidence", "datatype": "FP32", "shape": [-1]},
     {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+    {"name": "refused", "datatype": "BOOL", "shape": [-1]},
 )
-OUTPUT_NAMES: tuple[str, ...] = ("digit", "confidence", "probabilities")  # as OUTPUTS
+OUTPUT_NAMES: tuple[str, ...] = ("digit", "confidence", "probabilities", "refused")  # as OUTPUTS
 
 
 class ProtocolError(Exception):
@@ -203,6 +206,7 @@ def encode_answers(
         "digit": ("INT64", [len(answers)], np.array([a.digit for a in answers], dtype="<i8")),
         "confidence": ("FP32", [len(answers)], np.array([a.confidence for a in answers], dtype="<f4")),
         "probabilities": ("FP32", [len(answers), 10], np.array([a.probabilities for a in answers], dtype="<f4")),
+        "refused": ("BOOL", [len(answers)], np.array([a.refused for a in answers], dtype=np.bool_)),
     }
     outputs, blobs = [], []
     for name, binary in request.outputs.items():

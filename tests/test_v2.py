@@ -7,6 +7,7 @@ import base64
 import json
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,13 @@ def test_infer_answers_as_predict(v2: TestClient, pngs: list[bytes]) -> None:
     assert answer["model_version"] == v2.get("/health/ready").json()["model_version"]
     got = outputs(answer)
     shapes = {o["name"]: (o["datatype"], o["shape"]) for o in answer["outputs"]}
-    assert shapes == {"digit": ("INT64", [N]), "confidence": ("FP32", [N]), "probabilities": ("FP32", [N, 10])}
+    assert shapes == {
+        "digit": ("INT64", [N]),
+        "confidence": ("FP32", [N]),
+        "probabilities": ("FP32", [N, 10]),
+        "refused": ("BOOL", [N]),
+    }
+    assert got["refused"] == [False] * N  # the shipped checkpoint refuses nothing
     for i, png in enumerate(pngs):
         single = v2.post("/predict", content=png, headers={"content-type": "image/png"}).json()
         assert got["digit"][i] == single["digit"]
@@ -186,6 +193,24 @@ def test_bad_binary_framing_is_400(v2: TestClient, pngs: list[bytes]) -> None:
         assert set(r.json()) == {"error"}
 
 
+def test_refused_says_which_images_are_not_digits(tmp_path: Path, pngs: list[bytes]) -> None:
+    """Under a checkpoint that refuses everything the batch is still answered: `refused` is true
+    for each image, as JSON and as the binary tensor (one byte each), where /predict says 422."""
+    from tests.test_refusal import STRICT, checkpoint_with
+
+    settings = Settings(checkpoint=checkpoint_with(tmp_path, STRICT), torch_threads=1)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as strict:
+        status, answer = infer(strict, {"inputs": [image_input(pngs)]})
+        assert status == 200
+        assert outputs(answer)["refused"] == [True] * N
+        body = {"inputs": [image_input(pngs)], "outputs": [{"name": "refused", "parameters": {"binary_data": True}}]}
+        r = strict.post("/v2/models/digits/infer", content=json.dumps(body).encode(),
+                        headers={"content-type": "application/json"})  # fmt: skip
+        cut = int(r.headers["inference-header-content-length"])
+        assert np.frombuffer(r.content[cut:], dtype=np.bool_).tolist() == [True] * N
+        assert strict.post("/predict", content=pngs[0], headers={"content-type": "image/png"}).status_code == 422
+
+
 def test_an_oversized_body_is_refused_before_it_is_read(v2: TestClient) -> None:
     r = v2.post("/v2/models/digits/infer", content=b"x" * 500_000, headers={"content-type": "application/json"})
     assert r.status_code == 413  # DIGITS_MAX_BATCH_BYTES, as /predict/batch
@@ -237,8 +262,8 @@ def test_tritonclient_health_and_metadata(triton: Any, server: Server) -> None:
     meta = triton.get_model_metadata("digits")
     assert meta["name"] == "digits"
     assert meta["versions"] == [json.loads(server.request("GET", "/health/ready")[2])["model_version"]]
-    assert {o["name"]: o["datatype"] for o in meta["outputs"]} == {"digit": "INT64", "confidence": "FP32",
-                                                                    "probabilities": "FP32"}  # fmt: skip
+    datatypes = {o["name"]: o["datatype"] for o in meta["outputs"]}
+    assert datatypes == {"digit": "INT64", "confidence": "FP32", "probabilities": "FP32", "refused": "BOOL"}
     assert triton.get_server_metadata()["extensions"] == ["binary_tensor_data"]
 
 
