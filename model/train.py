@@ -40,6 +40,8 @@ class TrainConfig:
     oe_weight: float = 0.5  # weight of the uniform loss on the negatives
     negative_batch: int = 64  # negatives beside each batch of digits
     degrade: float = 0.0  # share of digits made coarse or soft (model.outliers.degrade)
+    renders: int = 0  # upload-like renderings of training digits per kind (model.renders); 0: none
+    render_batch: int = 32  # renderings beside each batch of digits
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -131,6 +133,12 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
     negatives, weights = None, None
     if cfg.negatives:
         negatives, weights = negative_images(cfg.negatives, cfg.negatives_seed)
+    rendered = held_out = None
+    if cfg.renders:  # from the training split's digits; the validation split's make the held-out ones
+        from model.renders import renders  # scipy, as model.realworld needs: only here
+
+        rendered = renders(train_split.images[train_idx], y_train, cfg.renders, cfg.seed + 200)
+        held_out = renders(train_split.images[val_idx], y_val, max(cfg.renders // 5, 1), cfg.seed + 201)
 
     net = Net(NetConfig())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -152,15 +160,17 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
                 xb = augment(xb, gen)
             if cfg.degrade:
                 xb = degrade(xb, gen, cfg.degrade)
+            yb = y_train[idx]
+            if rendered is not None:  # upload-like digits beside MNIST's own
+                pick = torch.randint(len(rendered[0]), (cfg.render_batch,), generator=gen)
+                xb, yb = torch.cat([xb, rendered[0][pick].unsqueeze(1)]), torch.cat([yb, rendered[1][pick]])
             if negatives is None or weights is None:
-                loss = F.cross_entropy(net(to_tensor(xb.squeeze(1))), y_train[idx])
+                loss = F.cross_entropy(net(to_tensor(xb.squeeze(1))), yb)
             else:  # outlier exposure: the same pass, digits to their labels and negatives to an even spread
                 pick = torch.multinomial(weights, cfg.negative_batch, replacement=True, generator=gen)
                 nb = augment(negatives[pick].unsqueeze(1), gen) if cfg.augment else negatives[pick].unsqueeze(1)
                 logits = net(to_tensor(torch.cat([xb, nb]).squeeze(1)))
-                loss = F.cross_entropy(logits[: len(idx)], y_train[idx]) + cfg.oe_weight * uniform_loss(
-                    logits[len(idx) :]
-                )
+                loss = F.cross_entropy(logits[: len(yb)], yb) + cfg.oe_weight * uniform_loss(logits[len(yb) :])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -181,14 +191,22 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
 
     net.load_state_dict(best_state)
-    val_logits = predict_logits(net, x_val)
-    temperature = fit_temperature(val_logits, y_val)
+    val_logits, val_labels, fitted_on = (
+        predict_logits(net, x_val),
+        y_val,
+        f"{len(x_val)} held-out MNIST training digits (the validation split)",
+    )
+    if held_out is not None:  # temperature and thresholds fitted where uploads sit too
+        val_logits = torch.cat([val_logits, predict_logits(net, held_out[0])])
+        val_labels = torch.cat([val_labels, held_out[1]])
+        fitted_on += f" and {len(held_out[0])} upload-like renderings of them (model.renders, seed {cfg.seed + 201})"
+    temperature = fit_temperature(val_logits, val_labels)
     extra: dict[str, object] = {}
     if negatives is not None:  # refusal thresholds on the stated confidence of the held-out digits
         confidence = torch.softmax(val_logits / temperature, dim=1).amax(dim=1).numpy()
         refusal = Refusal(
             fit_thresholds(confidence),
-            fitted_on=f"{len(x_val)} held-out MNIST training digits (the validation split)",
+            fitted_on=fitted_on,
             method=f"outlier exposure: {len(negatives)} images of model.negatives (seed {cfg.negatives_seed}) "
             f"trained towards an even spread (weight {cfg.oe_weight}); refused under the temperature-scaled "
             "confidence threshold of the operating point",
@@ -250,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--oe-weight", type=float, default=d.oe_weight)
     p.add_argument("--degrade", type=float, default=d.degrade, help="share of digits made coarse or soft")
+    p.add_argument("--renders", type=int, default=d.renders, help="upload-like renderings of training digits per kind")
     p.add_argument("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
     p.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
     p.add_argument("--output", type=Path, default=DEFAULT_CHECKPOINT)
@@ -268,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         negatives=min(args.negatives, 20) if args.dry_run else args.negatives,
         oe_weight=args.oe_weight,
         degrade=args.degrade,
+        renders=min(args.renders, 10) if args.dry_run else args.renders,
     )
     try:
         train(cfg, args.data_dir, args.output)

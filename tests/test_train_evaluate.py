@@ -15,7 +15,7 @@ from PIL import Image
 from model import data, realworld
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sha256_of
 from model.data import IdxFile, MnistSplit
-from model.evaluate import evaluate_images, evaluate_mnist, label_of
+from model.evaluate import evaluate_images, evaluate_mnist, label_of, number_of
 from model.evaluate import main as evaluate_main
 from model.outliers import degrade
 from model.preprocess import preprocess
@@ -69,11 +69,14 @@ def test_tiny_training_run_is_deterministic(tiny_mnist: Path, tmp_path: Path) ->
 
 
 def test_outlier_exposure_writes_refusal_data_the_service_reads(tiny_mnist: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(epochs=1, batch_size=64, val_size=100, threads=1, negatives=4, negative_batch=8, degrade=0.3)
+    cfg = TrainConfig(
+        epochs=1, batch_size=64, val_size=100, threads=1, negatives=4, negative_batch=8, degrade=0.3, renders=5
+    )
     train(cfg, tiny_mnist, tmp_path / "oe.pt")
     model = load_checkpoint(tmp_path / "oe.pt")
     assert model.refusal is not None
     assert "outlier exposure" in model.refusal.method
+    assert "upload-like renderings" in model.refusal.fitted_on  # thresholds fitted where uploads sit too
     assert sorted(model.refusal.thresholds) == list(RATES)
     assert 0 < model.refusal.threshold(0.002) < 1
     assert load_checkpoint(DEFAULT_CHECKPOINT).refusal is None  # trained before refusal existed
@@ -127,7 +130,11 @@ def test_label_pattern() -> None:
     assert label_of(Path("3-photo-1.jpg")) == (3, "photo")
     assert label_of(Path("5_.png")) == (5, "")
     assert label_of(Path("x7.png")) is None
-    assert label_of(Path("17_a.png")) is None
+    assert label_of(Path("17_a.png")) is None  # a number
+    assert number_of(Path("17_a.png")) == ("17", "a")
+    assert number_of(Path("0042_printed_0001.png")) == ("0042", "printed")
+    assert number_of(Path("7_photo_0012.jpg")) is None
+    assert number_of(Path("x_texture_0001.png")) is None
 
 
 def test_realworld_writes_every_kind_labelled_and_readable(tmp_path: Path) -> None:
