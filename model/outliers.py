@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.errors import PreprocessError
+from model.errors import PreprocessError, SeveralDigits
 from model.negatives import generate
+from model.number import preprocess_number
 from model.preprocess import preprocess
 
 log = logging.getLogger("model.outliers")
@@ -28,18 +29,25 @@ KIND_WEIGHTS = {"scene": 3.0}
 
 def negative_images(per_kind: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`per_kind` images of each kind of `model.negatives` (a seed of its own), as the service's
-    preprocessing makes them: (N, 28, 28) in [0, 1], and the sampling weight of each. Those the
-    preprocessing already refuses (no ink) are left out: the service never shows them to the network."""
+    preprocessing makes them: (N, 28, 28) in [0, 1], and the sampling weight of each. One that
+    /predict answers several_digits gives each of its groups, as /predict/number would read them;
+    those the preprocessing refuses (no ink) are left out: the service never shows them to the
+    network."""
     images, weights = [], []
     with tempfile.TemporaryDirectory(prefix="digits-negatives-") as folder:
         generate(Path(folder), per_kind, seed)
         for path in sorted(Path(folder).iterdir()):
+            data = path.read_bytes()
             try:
-                images.append(preprocess(path.read_bytes()).image)
-            except PreprocessError:
+                try:
+                    found = [preprocess(data).image]
+                except SeveralDigits:
+                    found = [image for slot in preprocess_number(data) for image in slot.images]
+            except PreprocessError:  # no ink, or too many groups to read
                 continue
-            weights.append(KIND_WEIGHTS.get(path.name.split("_")[1], 1.0))
-    log.info("outlier exposure: %d of %d negatives pass preprocessing", len(images), per_kind * 7)
+            images += found
+            weights += [KIND_WEIGHTS.get(path.name.split("_")[1], 1.0)] * len(found)
+    log.info("outlier exposure: %d images from %d negatives", len(images), per_kind * 7)
     return torch.from_numpy(np.stack(images)).float(), torch.tensor(weights)
 
 
