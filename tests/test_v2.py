@@ -242,9 +242,11 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def triton(server: Server) -> Any:
+def triton(server: Server) -> Iterator[Any]:
     http = pytest.importorskip("tritonclient.http")
-    return http.InferenceServerClient(f"127.0.0.1:{server.port}")
+    client = http.InferenceServerClient(f"127.0.0.1:{server.port}")
+    yield client
+    client.close()  # its connection pool's sockets, else closed whenever the collector gets to them
 
 
 def predicted(server: Server, pngs: list[bytes]) -> list[dict[str, Any]]:
