@@ -25,6 +25,10 @@ SPECKS = 0.1
 #: A component touching the border with more than BORDER_SHARE of its pixels in the outer
 #: BORDER_BAND of the image (on each side) is clutter along the border.
 BORDER_BAND, BORDER_SHARE = 0.1, 0.6
+#: Ink in the border band running along the border for at least EDGE_RUN of the image's side is
+#: the edge of a sheet or a table, cut away before the strokes are found: a digit written up to the
+#: sheet's edge would otherwise be one stroke with the table beyond it.
+EDGE_RUN = 0.8
 #: A component inside the image, at least INTERIOR_SHARE of the largest one reaching in from the
 #: border, is the digit and those reaching in are clutter (the slanted edge of a photographed sheet).
 INTERIOR_SHARE = 0.15
@@ -69,7 +73,9 @@ def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = S
     Thresholds decide what is kept, never a kept pixel's level: a stroke is a component of ink
     above WEAK that holds some ink above STRONG, so the fading side of a faint or blurred stroke
     stays with it (hysteresis). With `border_clutter` (a photo) strokes are components of ink above
-    STRONG: a faint halo would join the digit to a table edge. Components with less than `specks`
+    STRONG: a faint halo would join the digit to a table edge, and ink running in from the border along
+    it for EDGE_RUN of the side (the table beyond the sheet) is cut away first, so that a digit
+    written up to the sheet's edge is not one stroke with the table. Components with less than `specks`
     of the largest one's strong ink are specks (a number's thin 1 beside a bold 8 has less than
     SPECKS: its reading passes a lower share, and drops specks by their size, `model.segment`).
     Clutter (unless `border_clutter` is off: an image whose border is clean) is a component that
@@ -78,6 +84,8 @@ def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = S
     them (INTERIOR_SHARE): a digit running off the edge, or filling the frame edge to edge, is kept.
     """
     weak = ink > (STRONG if border_clutter else WEAK)
+    if border_clutter and _on_border(weak):  # the sheet's or the table's edge cut away: a digit
+        weak &= ~_edges(weak)  # written up to it is freed
     parts = imageops.Components(weak)
     if parts.count == 1:  # one stroke, the usual drawing: nothing to choose
         if float(ink.max()) <= STRONG:
@@ -106,6 +114,36 @@ def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = S
     wanted = candidates & (areas >= specks * areas[candidates].max())
     kept: np.ndarray = ink * imageops.dilate_cross(parts.mask(wanted))
     return Strokes(kept, parts, wanted, areas)
+
+
+def _on_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def _edges(weak: np.ndarray) -> np.ndarray:
+    """The pixels of `weak` in the border band (BORDER_BAND) on runs along the border at least
+    EDGE_RUN of the side long."""
+    h, w = weak.shape
+    dy, dx = max(1, round(BORDER_BAND * h)), max(1, round(BORDER_BAND * w))
+    out = np.zeros_like(weak)
+    reach = np.logical_and.accumulate  # ink running in unbroken from the image's border
+    out[:, :dx] = _long_runs(reach(weak[:, :dx], axis=1), EDGE_RUN * h)
+    out[:, w - dx :] |= _long_runs(reach(weak[:, w - dx :][:, ::-1], axis=1)[:, ::-1], EDGE_RUN * h)
+    out[:dy] |= _long_runs(reach(weak[:dy], axis=0).T, EDGE_RUN * w).T
+    out[h - dy :] |= _long_runs(reach(weak[h - dy :][::-1], axis=0)[::-1].T, EDGE_RUN * w).T
+    return out
+
+
+def _long_runs(mask: np.ndarray, length: float) -> np.ndarray:
+    """The pixels of `mask` on vertical runs (down each column) at least `length` long."""
+    h, w = mask.shape
+    flat = np.zeros((w, h + 1), dtype=bool)  # column by column, each ended by a gap
+    flat[:, :h] = mask.T
+    flat = flat.ravel()
+    run = np.cumsum(flat & ~np.concatenate([[False], flat[:-1]])) * flat  # 1, 2, ... per run; 0 off it
+    long = (np.bincount(run) >= length)[run] & flat
+    out: np.ndarray = long.reshape(w, h + 1)[:, :h].T
+    return out
 
 
 def bbox(ink: np.ndarray, threshold: float = 0.05) -> Box:

@@ -44,6 +44,31 @@ def test_a_table_edge_along_the_border_is_clutter() -> None:
     assert kept[40, 55] == 1.0
 
 
+def test_a_digit_written_up_to_the_table_edge_is_freed_from_it() -> None:
+    """A 7 whose bar runs into the table beyond the sheet's left edge was one stroke with the
+    table, and the model was given both (a Γ): the edge is cut away, the 7 kept whole."""
+    ink = np.zeros((128, 96), dtype=np.float32)
+    ink[:, :7] = 1.0  # the table beyond the sheet, down the whole left side
+    ink[20:30, 7:70] = 1.0  # the 7's bar, touching it
+    for y in range(30, 110):  # its stem
+        x = 70 - (y - 30) * 40 // 80
+        ink[y, x - 4 : x + 4] = 1.0
+    kept = keep_digit(ink)
+    assert kept[:, :5].max() == 0.0  # the table (the kept ink is grown by a pixel round the bar)
+    assert kept[40:, :7].max() == 0.0
+    assert kept[25, 12:70].min() == 1.0
+    assert kept[100, 35] == 1.0
+
+
+def test_a_digit_cropped_to_its_ink_keeps_its_strokes_along_the_border() -> None:
+    """A 1 filling a tight crop top to bottom, at the left edge: shorter than a table edge (EDGE_RUN
+    of the side), so it stays."""
+    ink = np.zeros((64, 48), dtype=np.float32)
+    ink[6:60, 0:8] = 1.0
+    kept = keep_digit(ink)
+    assert kept[30, 4] == 1.0
+
+
 def test_the_faint_side_of_a_stroke_stays_with_it() -> None:
     """Hysteresis on a clean background: a stroke's pixels above WEAK are kept whole when the
     stroke holds ink above STRONG (the lighter half of a 0 was cut at 0.5 and the 0 became a C)."""
