@@ -12,8 +12,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from model.augment import augment
 from model.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from model.contract import to_tensor
 from model.data import DataError, load_split
@@ -42,43 +44,8 @@ class TrainConfig:
     degrade: float = 0.0  # share of digits made coarse or soft (model.outliers.degrade)
     renders: int = 0  # upload-like renderings of training digits per kind (model.renders); 0: none
     render_batch: int = 32  # renderings beside each batch of digits
-
-
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random affine (rotation, scale, shear, shift) and stroke thickness, on a (B, 1, 28, 28) batch.
-
-    Covers what real uploads do after MNIST-style preprocessing: slanted and rotated writing,
-    other aspect ratios, off-centre mass, thin pens and fat markers.
-    """
-    b = x.shape[0]
-
-    def uniform(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(b, generator=gen)
-
-    angle = uniform(-15, 15) * math.pi / 180
-    scale = uniform(0.85, 1.15)
-    aspect = uniform(-0.1, 0.1)
-    shear = uniform(-0.3, 0.3)
-    sx, sy = scale * (1 + aspect), scale * (1 - aspect)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    # inverse map (output -> input coordinates) of rotate . shear . scale
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = cos / sx
-    theta[:, 0, 1] = (-sin + shear * cos) / sx
-    theta[:, 1, 0] = sin / sy
-    theta[:, 1, 1] = (cos + shear * sin) / sy
-    theta[:, :, 2] = (torch.rand(b, 2, generator=gen) - 0.5) * (2 * 2.5 / 14)  # +-2.5 px
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-    # stroke thickness at 2x resolution: a third thicker, a sixth thinner, the rest unchanged
-    pick = torch.rand(b, generator=gen)
-    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)  # (B, 1, 56, 56)
-    thick = F.avg_pool2d(F.max_pool2d(up, 3, 1, 1), 2)  # (B, 1, 28, 28)
-    thin = F.avg_pool2d(-F.max_pool2d(-up, 3, 1, 1), 2)
-    x = torch.where((pick < 1 / 3).view(b, 1, 1, 1), thick, x)
-    x = torch.where((pick > 5 / 6).view(b, 1, 1, 1), thin, x)
-    return x.clamp(0, 1)
+    elastic: float = 0.0  # elastic distortion's spread in pixels (model.augment); 0: none
+    ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept; 0: none
 
 
 @torch.inference_mode()
@@ -146,6 +113,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     log.info("training on %d images, validating on %d, testing on %d", len(x_train), len(x_val), len(test_images))
 
+    averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
     best_acc, best_epoch, best_state = -1.0, 0, net.state_dict()
     started = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
@@ -157,7 +125,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             xb = x_train[idx].unsqueeze(1)  # (B, 1, 28, 28)
             if cfg.augment:
-                xb = augment(xb, gen)
+                xb = augment(xb, gen, cfg.elastic)
             if cfg.degrade:
                 xb = degrade(xb, gen, cfg.degrade)
             yb = y_train[idx]
@@ -175,9 +143,12 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             loss.backward()
             opt.step()
             sched.step()
+            if averaged is not None:
+                averaged.update_parameters(net)
             total_loss += loss.item() * len(idx)
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        val_acc = accuracy(predict_logits(net, x_val), y_val)
+        kept: Net = net if averaged is None else averaged.module  # type: ignore[assignment]  # a Net, averaged (no batch norm to refit)
+        val_acc = accuracy(predict_logits(kept, x_val), y_val)
         log.info(
             "epoch %d/%d: train loss %.4f, val accuracy %.4f, %.0f s",
             epoch,
@@ -188,7 +159,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
         )
         if val_acc >= best_acc:  # ties go to the later epoch, trained at a lower rate
             best_acc, best_epoch = val_acc, epoch
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            best_state = {k: v.clone() for k, v in kept.state_dict().items()}
 
     net.load_state_dict(best_state)
     val_logits, val_labels, fitted_on = (
@@ -269,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--oe-weight", type=float, default=d.oe_weight)
     p.add_argument("--degrade", type=float, default=d.degrade, help="share of digits made coarse or soft")
     p.add_argument("--renders", type=int, default=d.renders, help="upload-like renderings of training digits per kind")
+    p.add_argument("--elastic", type=float, default=d.elastic, help="elastic distortion's spread in pixels; 0: none")
+    p.add_argument("--ema", type=float, default=d.ema, help="weight average decay (e.g. 0.999); 0: none")
     p.add_argument("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
     p.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
     p.add_argument("--output", type=Path, default=DEFAULT_CHECKPOINT)
@@ -288,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         oe_weight=args.oe_weight,
         degrade=args.degrade,
         renders=min(args.renders, 10) if args.dry_run else args.renders,
+        elastic=args.elastic,
+        ema=args.ema,
     )
     try:
         train(cfg, args.data_dir, args.output)
