@@ -26,6 +26,9 @@ MIN_INK_SHARE = 0.001
 PAPER_RANK = 0.1
 #: The paper's levels are read from about this many of its pixels.
 PAPER_SAMPLE = 8192
+#: The darkest (lightest) 1% of pixels lying further below the 10th (above the 90th) percentile than
+#: this times the 10th-90th spread are ink: dark ink (light ink), a thin stroke on a big sheet.
+TAIL_RATIO = 1.0
 #: Background spread (5th to 90th percentile, on 0-1) under which the light is taken as even.
 FLAT_BACKGROUND = 0.05
 
@@ -125,11 +128,20 @@ def _paper_spread(small: np.ndarray, threshold: float) -> float:
 
 
 def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
-    """Ink is the minority of pixels; when it is not clearly so (a big bold digit), the border decides.
+    """Dark ink on light paper? A few pixels far darker (or lighter) than the bulk of the levels are
+    the ink (TAIL_RATIO); else ink is the minority of pixels; when it is not clearly so (a big bold
+    digit), the border decides.
 
-    The minority rule reads a sheet of paper photographed on a dark table right, where the
-    border alone (mostly table) would not.
+    The tails read paper lit from one side right, where Otsu parts the paper itself into halves and
+    the border (a table, the sheet's dim end) would say dark background. The minority rule reads a
+    sheet of paper photographed on a dark table right, where the border alone (mostly table) would
+    not.
     """
+    q1, q10, q90, q99 = _quantiles(smooth.ravel()[:: max(1, smooth.size // PAPER_SAMPLE)], (1, 10, 90, 99))
+    if q10 - q1 > TAIL_RATIO * (q90 - q10):
+        return True
+    if q99 - q90 > TAIL_RATIO * (q90 - q10):
+        return False
     t, dark = _otsu_split(smooth)
     if dark < 0.35 or dark > 0.65:
         return dark < 0.5

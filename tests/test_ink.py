@@ -88,3 +88,16 @@ def test_a_few_faint_strokes_on_grainy_paper_are_found() -> None:
     assert (out > 0.5).mean() < 0.01  # the grain stays paper
     with pytest.raises(NoInk):
         ink_map((0.85 + rng.normal(0, 0.05, (256, 256))).astype(np.float32))  # grain alone: no ink
+
+
+def test_dark_ink_on_paper_lit_from_one_side_is_read_as_dark_ink() -> None:
+    """Paper whose light falls off from one side to the other (0.90 to 0.72) under a table strip
+    as dark as its dark end: Otsu parts the paper into halves, the border (table and dark end) says
+    the background is dark, and the ink map looked for light ink: NoInk for a plain 3. A few pixels
+    far darker than the rest of the levels are dark ink, whatever the border."""
+    gray = np.tile(np.linspace(0.72, 0.90, 256, dtype=np.float32), (100, 1))
+    gray[:4] = gray[-4:] = 0.73  # the table above and below the sheet
+    gray[30:34, 200:222] = gray[34:70, 218:222] = gray[50:54, 206:222] = gray[66:70, 200:222] = 0.3  # a 3
+    out = ink_map(gray)
+    assert out[32, 210] == 1.0  # the 3's ink is the ink
+    assert out[80, 100] == 0.0  # the paper is not
