@@ -60,11 +60,19 @@ class Strokes:
 
 def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
     """`find_strokes`' ink, for an image that holds one digit: SeveralDigits when its strokes make
-    more than one (`model.segment`), side by side."""
+    more than one (`model.segment`), side by side. In a photo (`border_clutter`) groups whose every
+    stroke touches the border, beside a single group inside, are clutter (a lit corner of the table,
+    a shadow) and only the one inside is kept."""
     strokes = find_strokes(ink, border_clutter)
-    if strokes.parts.count > 1 and len(strokes.digits) > 1:
-        raise SeveralDigits(len(strokes.digits))
-    return strokes.ink
+    if strokes.parts.count == 1 or len(strokes.digits) <= 1:
+        return strokes.ink
+    digits = strokes.digits
+    if border_clutter:  # a photo: a group reaching in from the border beside one inside is clutter
+        inside = [g for g in digits if not strokes.parts.touches_border[list(g.members)].all()]
+        if len(inside) == 1:
+            alone: np.ndarray = ink * strokes.mask(inside[0])
+            return alone
+    raise SeveralDigits(len(digits))
 
 
 def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = SPECKS) -> Strokes:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from model.contract import BOX, COM_TARGET
+from model.errors import SeveralDigits
 from model.geometry import STRONG, WEAK, fit_and_centre, keep_digit
 
 
@@ -67,6 +69,19 @@ def test_a_digit_cropped_to_its_ink_keeps_its_strokes_along_the_border() -> None
     ink[6:60, 0:8] = 1.0
     kept = keep_digit(ink)
     assert kept[30, 4] == 1.0
+
+
+def test_a_lit_corner_of_the_table_beside_a_digit_is_not_a_second_digit() -> None:
+    """A photo: a bright blob reaching in from a corner (the table under a lamp), larger than the
+    digit inside: it was a second digit (several_digits); the digit inside is what is kept."""
+    ink = np.zeros((82, 256), dtype=np.float32)
+    ink[46:82, 170:256] = 1.0  # the lit corner, off the bottom and the right
+    ink[23:60, 101:111] = 1.0  # the digit inside, a 1
+    kept = keep_digit(ink)
+    assert kept[40, 105] == 1.0
+    assert kept[60:, 175:].max() == 0.0
+    with pytest.raises(SeveralDigits):  # two digits inside are still two
+        keep_digit(np.maximum(ink, np.pad(np.ones((37, 10), np.float32), ((23, 22), (60, 186)))))
 
 
 def test_the_faint_side_of_a_stroke_stays_with_it() -> None:
