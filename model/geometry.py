@@ -81,10 +81,10 @@ def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = S
     Thresholds decide what is kept, never a kept pixel's level: a stroke is a component of ink
     above WEAK that holds some ink above STRONG, so the fading side of a faint or blurred stroke
     stays with it (hysteresis). With `border_clutter` (a photo) strokes are components of ink above
-    STRONG: a faint halo would join the digit to a table edge, and ink running in from the border along
-    it for EDGE_RUN of the side (the table beyond the sheet) is cut away first, so that a digit
-    written up to the sheet's edge is not one stroke with the table. Components with less than `specks`
-    of the largest one's strong ink are specks (a number's thin 1 beside a bold 8 has less than
+    STRONG: a faint halo would join the digit to a table edge; and ink running in from the border
+    along it for EDGE_RUN of the side (the table beyond the sheet) is cut away first, so that a
+    digit written up to the sheet's edge is not one stroke with the table. Components with less
+    than `specks` of the largest one's strong ink are specks (a number's thin 1 beside a bold 8 has less than
     SPECKS: its reading passes a lower share, and drops specks by their size, `model.segment`).
     Clutter (unless `border_clutter` is off: an image whose border is clean) is a component that
     touches the border and lies mostly along it; of the rest, a digit

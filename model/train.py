@@ -147,7 +147,8 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
                 averaged.update_parameters(net)
             total_loss += loss.item() * len(idx)
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        kept: Net = net if averaged is None else averaged.module  # type: ignore[assignment]  # a Net, averaged (no batch norm to refit)
+        # the weights validated and kept: the average's when there is one (a Net: no batch norm to refit)
+        kept: Net = net if averaged is None else averaged.module  # type: ignore[assignment]
         val_acc = accuracy(predict_logits(kept, x_val), y_val)
         log.info(
             "epoch %d/%d: train loss %.4f, val accuracy %.4f, %.0f s",
