@@ -5,10 +5,12 @@ that touch in it.
 The image is read as `model.preprocess` reads a single digit (decoded safely, grey levels, the ink
 map of the clean lane or the photo lane), at NUMBER_SIDE rather than ANALYSIS_SIDE, so a dozen
 digits in a row keep 30-odd pixels each. Its strokes are grouped into digits left to right
-(`model.segment`); each digit's own strokes, and nothing of its neighbours', become a 28x28 input as
-a single digit's do (`model.geometry.model_input`). A group much wider than a digit is also cut
-where its columns hold the least ink (`model.segment.split_touching`); the model reads both, and
-the cut wins when every piece of it is read with more confidence than the whole (`choose`).
+(`model.segment`); all the ink in each digit's box but its neighbours' strokes (the faint ink
+between the pieces of a fine pen's line included, which the stroke thresholds leave out) becomes a
+28x28 input as a single digit's does (`model.geometry.model_input`). A group much wider than a
+digit is also cut where its columns hold the least ink (`model.segment.split_touching`); the model
+reads both, and the cut wins when every piece of it is read with more confidence than the whole
+(`choose`).
 """
 
 from __future__ import annotations
@@ -92,9 +94,17 @@ def _slots(img: Image.Image) -> list[Slot]:
         upload = (int(c0 * sx), int(r0 * sy), min(width, math.ceil(c1 * sx)), min(height, math.ceil(r1 * sy)))
         return NumberDigit(model_input(own[r0:r1, c0:c1]), upload)
 
+    owner = np.full(ink.shape, -1, dtype=np.int32)  # the group whose strokes a pixel is, or -1
+    for k, group in enumerate(strokes.digits):
+        owner[strokes.mask(group)] = k
     slots = []
-    for group in strokes.digits:
-        own = ink * strokes.mask(group)
+    for k, group in enumerate(strokes.digits):
+        # all the ink in its box but its neighbours' strokes: the faint ink between a fine pen's
+        # dashes, under the stroke thresholds, too
+        r0, r1, c0, c1 = group.box
+        own = np.zeros_like(ink)
+        mine = owner[r0:r1, c0:c1]
+        own[r0:r1, c0:c1] = np.where((mine == -1) | (mine == k), ink[r0:r1, c0:c1], 0)
         pieces = split_touching(own, group.box)
         try:
             cut = tuple(digit(own, box) for box in pieces) if len(pieces) > 1 else ()

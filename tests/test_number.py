@@ -12,11 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFont
 
+from model.checkpoint import LoadedModel
+from model.data import MnistSplit
 from model.errors import SeveralDigits
+from model.evaluate import probabilities
+from model.evaluate_numbers import read_number
 from model.fonts import fonts
 from model.number import MAX_DIGITS, preprocess_number
 from model.preprocess import preprocess
-from model.realnumbers import generate
+from model.realnumbers import generate, make_handwritten
 from model.segment import group_strokes, split_touching
 from tests.helpers import ROOT, draw_seven, encode
 
@@ -82,6 +86,19 @@ def test_single_digit_uploads_still_read_as_one_digit(mnist_png: tuple[bytes, in
     png, _ = mnist_png
     assert len(preprocess_number(png)) == 1
     assert len(preprocess_number(encode(draw_seven()))) == 1
+
+
+def test_a_fine_pens_broken_digit_is_read_with_the_faint_ink_between_its_pieces(
+    mnist_test: MnistSplit, shipped_model: LoadedModel
+) -> None:
+    """A 3 written with a fine pen that broke into pieces (model.realnumbers' handwritten kind,
+    seed 55): read from its strokes alone it was a 5; with all the ink in its box (but its
+    neighbours' strokes), the faint ink between the pieces included, it is a 3."""
+    rng = np.random.default_rng(55)
+    at = rng.integers(len(mnist_test.labels), size=4)
+    data, _ = make_handwritten([mnist_test.images.numpy()[i] for i in at], rng)
+    assert "".join(str(int(mnist_test.labels[i])) for i in at) == "3973"
+    assert read_number(shipped_model, data, probabilities) == "3973"
 
 
 def test_boxes_are_in_the_uploads_own_pixels_after_exif_orientation() -> None:
