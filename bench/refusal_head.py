@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from refusal_probe import folder
 from torch import nn
 
 from model.augment import augment
@@ -29,9 +29,6 @@ from model.data import load_split
 from model.network import Net, NetConfig
 from model.outliers import degrade, negative_images, uniform_loss
 from model.renders import renders
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from refusal_probe import folder
 
 
 def main() -> int:

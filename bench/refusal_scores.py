@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from refusal_probe import folder
 
 from model.checkpoint import load_checkpoint
 from model.contract import to_tensor
 from model.data import load_split
-from model.errors import PreprocessError
-from model.preprocess import preprocess
 
 
 def main() -> int:
@@ -37,15 +36,9 @@ def main() -> int:
             return torch.cat([model.net(to_tensor(torch.as_tensor(np.stack(images[i : i + 1000]))))
                               for i in range(0, len(images), 1000)])  # fmt: skip
 
-    def read(folder: Path) -> tuple[torch.Tensor, np.ndarray]:
-        images, kinds = [], []
-        for path in sorted(folder.iterdir()):
-            try:
-                images.append(preprocess(path.read_bytes()).image)
-            except PreprocessError:
-                continue
-            kinds.append(path.name.split("_")[1])
-        return logits(images), np.array(kinds)
+    def read(path: Path) -> tuple[torch.Tensor, np.ndarray]:
+        images, _, kinds = folder(path)
+        return logits(list(images.numpy())), kinds
 
     negatives, _ = read(args.negatives)
     digits, kinds = read(args.digits)
