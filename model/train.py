@@ -19,6 +19,7 @@ from model.augment import augment
 from model.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from model.contract import to_tensor
 from model.data import DataError, load_split
+from model.distill import Teachers
 from model.network import Net, NetConfig
 from model.outliers import degrade, negative_images, uniform_loss
 from model.refusal import Refusal, fit_thresholds
@@ -46,6 +47,9 @@ class TrainConfig:
     render_batch: int = 32  # renderings beside each batch of digits
     elastic: float = 0.0  # elastic distortion's spread in pixels (model.augment); 0: none
     ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept; 0: none
+    teachers: tuple[str, ...] = ()  # checkpoints distilled from (model.distill); (): labels only
+    distill_weight: float = 0.5  # share of the loss on the teachers' soft targets
+    distill_temperature: float = 2.0
 
 
 @torch.inference_mode()
@@ -107,6 +111,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
         rendered = renders(train_split.images[train_idx], y_train, cfg.renders, cfg.seed + 200)
         held_out = renders(train_split.images[val_idx], y_val, max(cfg.renders // 5, 1), cfg.seed + 201)
 
+    teachers = Teachers(cfg.teachers, cfg.distill_temperature) if cfg.teachers else None
     net = Net(NetConfig())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
@@ -132,13 +137,19 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             if rendered is not None:  # upload-like digits beside MNIST's own
                 pick = torch.randint(len(rendered[0]), (cfg.render_batch,), generator=gen)
                 xb, yb = torch.cat([xb, rendered[0][pick].unsqueeze(1)]), torch.cat([yb, rendered[1][pick]])
-            if negatives is None or weights is None:
-                loss = F.cross_entropy(net(to_tensor(xb.squeeze(1))), yb)
-            else:  # outlier exposure: the same pass, digits to their labels and negatives to an even spread
+            inputs = to_tensor(xb.squeeze(1))
+            if negatives is not None and weights is not None:  # outlier exposure: negatives in the same pass
                 pick = torch.multinomial(weights, cfg.negative_batch, replacement=True, generator=gen)
                 nb = augment(negatives[pick].unsqueeze(1), gen) if cfg.augment else negatives[pick].unsqueeze(1)
-                logits = net(to_tensor(torch.cat([xb, nb]).squeeze(1)))
-                loss = F.cross_entropy(logits[: len(yb)], yb) + cfg.oe_weight * uniform_loss(logits[len(yb) :])
+                logits = net(torch.cat([inputs, to_tensor(nb.squeeze(1))]))
+            else:
+                logits = net(inputs)
+            loss = F.cross_entropy(logits[: len(yb)], yb)
+            if teachers is not None:  # and the teachers' soft targets for the same digits
+                w = cfg.distill_weight
+                loss = (1 - w) * loss + w * teachers.loss(logits[: len(yb)], teachers.targets(inputs))
+            if len(logits) > len(yb):  # the negatives towards an even spread
+                loss = loss + cfg.oe_weight * uniform_loss(logits[len(yb) :])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -184,6 +195,8 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             "confidence threshold of the operating point",
         )
         extra["refusal"] = refusal.to_meta()
+    if teachers is not None:
+        extra["distilled_from"] = teachers.sha256
     test_acc = accuracy(predict_logits(net, test_images), test_labels)
     seconds = time.perf_counter() - started
     metrics = {
@@ -243,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--renders", type=int, default=d.renders, help="upload-like renderings of training digits per kind")
     p.add_argument("--elastic", type=float, default=d.elastic, help="elastic distortion's spread in pixels; 0: none")
     p.add_argument("--ema", type=float, default=d.ema, help="weight average decay (e.g. 0.999); 0: none")
+    p.add_argument("--teachers", nargs="+", default=[], help="checkpoints to distil from (model.distill)")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight, help="share of the loss on the teachers")
+    p.add_argument("--distill-temperature", type=float, default=d.distill_temperature)
     p.add_argument("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
     p.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
     p.add_argument("--output", type=Path, default=DEFAULT_CHECKPOINT)
@@ -264,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         renders=min(args.renders, 10) if args.dry_run else args.renders,
         elastic=args.elastic,
         ema=args.ema,
+        teachers=tuple(args.teachers),
+        distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature,
     )
     try:
         train(cfg, args.data_dir, args.output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -15,7 +16,9 @@ from PIL import Image
 from model import data, realworld
 from model.augment import augment
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sha256_of
+from model.contract import to_tensor
 from model.data import IdxFile, MnistSplit
+from model.distill import Teachers
 from model.evaluate import evaluate_images, evaluate_mnist, label_of, number_of
 from model.evaluate import main as evaluate_main
 from model.outliers import degrade
@@ -80,6 +83,31 @@ def test_weight_average_is_what_is_kept(tiny_mnist: Path, tmp_path: Path) -> Non
     assert averaged.meta["train_config"]["ema"] == 0.9
     assert averaged.meta["train_config"]["elastic"] == 1.0
     assert not torch.equal(averaged.net.fc2.weight, last.net.fc2.weight)
+
+
+def test_distillation_learns_from_the_teachers(tiny_mnist: Path, tmp_path: Path) -> None:
+    """--teachers: the soft targets are the teachers' mean softened answer, a student that answers as
+    they do has no distillation loss, and a run with teachers trains other weights than one without."""
+    teachers = Teachers([DEFAULT_CHECKPOINT, DEFAULT_CHECKPOINT], temperature=2.0)
+    x = to_tensor(torch.rand(8, 28, 28))
+    own = teachers.nets[0](x).detach()
+    targets = teachers.targets(x)
+    assert torch.allclose(targets, torch.softmax(own / 2.0, dim=1), atol=1e-6)
+    assert torch.allclose(targets.sum(1), torch.ones(8))
+    assert teachers.loss(own, targets).abs() < 1e-5
+    assert teachers.loss(torch.zeros_like(own), targets) > 0.01
+    with pytest.raises(ValueError, match="at least one teacher"):
+        Teachers([], temperature=2.0)
+
+    plain_cfg = TrainConfig(epochs=1, batch_size=64, seed=3, val_size=100, threads=1)
+    student_cfg = dataclasses.replace(plain_cfg, teachers=(str(DEFAULT_CHECKPOINT),), distill_weight=0.7)
+    train(student_cfg, tiny_mnist, tmp_path / "s.pt")
+    train(plain_cfg, tiny_mnist, tmp_path / "plain.pt")
+    student, plain = load_checkpoint(tmp_path / "s.pt"), load_checkpoint(tmp_path / "plain.pt")
+    assert student.meta["train_config"]["teachers"] == (str(DEFAULT_CHECKPOINT),)
+    assert student.meta["distilled_from"] == [sha256_of(DEFAULT_CHECKPOINT)]
+    assert student.meta["train_config"]["distill_weight"] == 0.7
+    assert not torch.equal(student.net.fc2.weight, plain.net.fc2.weight)
 
 
 def test_outlier_exposure_writes_refusal_data_the_service_reads(tiny_mnist: Path, tmp_path: Path) -> None:
