@@ -34,6 +34,7 @@ class TrainConfig:
     lr: float = 3e-3  # peak of the one-cycle schedule
     weight_decay: float = 1e-4
     seed: int = 0
+    split_seed: int | None = None  # draws the validation split apart from `seed` (teachers of one student)
     augment: bool = True
     val_size: int = 5000
     limit: int | None = None  # train on this many images only (tests, smoke runs)
@@ -80,6 +81,15 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return log_t.exp().item()
 
 
+def split(n: int, cfg: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the validation and training images: drawn from the run's generator, or with
+    `split_seed` from one of their own, so that the teachers of a student (model.distill) never
+    train on the images it validates on."""
+    split_gen = gen if cfg.split_seed is None else torch.Generator().manual_seed(cfg.split_seed)
+    order = torch.randperm(n, generator=split_gen)
+    return order[: cfg.val_size], order[cfg.val_size :]
+
+
 def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[str, float]:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -90,8 +100,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
     test_split = load_split("test", data_dir)
     images = train_split.images.float() / 255  # (60000, 28, 28)
     labels = train_split.labels
-    order = torch.randperm(len(images), generator=gen)
-    val_idx, train_idx = order[: cfg.val_size], order[cfg.val_size :]
+    val_idx, train_idx = split(len(images), cfg, gen)
     test_images = test_split.images.float() / 255
     test_labels = test_split.labels
     if cfg.limit:
@@ -241,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of the one-cycle schedule")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the validation split alone (default: --seed); teachers of one student share it",
+    )
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
     p.add_argument("--val-size", type=int, default=d.val_size, help="training images held out to pick the epoch")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
@@ -270,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         weight_decay=args.weight_decay,
         seed=args.seed,
+        split_seed=args.split_seed,
         augment=args.augment,
         val_size=args.val_size,
         limit=512 if args.dry_run else args.limit,

@@ -24,7 +24,7 @@ from model.evaluate import main as evaluate_main
 from model.outliers import degrade
 from model.preprocess import preprocess
 from model.refusal import RATES
-from model.train import TrainConfig, train
+from model.train import TrainConfig, split, train
 from tests.helpers import draw_seven, encode
 from tests.test_data import idx_images, idx_labels
 
@@ -108,6 +108,18 @@ def test_distillation_learns_from_the_teachers(tiny_mnist: Path, tmp_path: Path)
     assert student.meta["distilled_from"] == [sha256_of(DEFAULT_CHECKPOINT)]
     assert student.meta["train_config"]["distill_weight"] == 0.7
     assert not torch.equal(student.net.fc2.weight, plain.net.fc2.weight)
+
+
+def test_split_seed_gives_teachers_the_students_validation_split() -> None:
+    def val(cfg: TrainConfig) -> torch.Tensor:
+        return split(60000, cfg, torch.Generator().manual_seed(cfg.seed))[0]
+
+    student = val(TrainConfig(seed=0))
+    assert torch.equal(val(TrainConfig(seed=3, split_seed=0)), student)
+    assert not torch.equal(val(TrainConfig(seed=3)), student)
+    held_out, rest = split(60000, TrainConfig(seed=3, split_seed=0), torch.Generator().manual_seed(3))
+    assert (len(held_out), len(rest)) == (5000, 55000)
+    assert not set(held_out.tolist()) & set(rest.tolist())
 
 
 def test_outlier_exposure_writes_refusal_data_the_service_reads(tiny_mnist: Path, tmp_path: Path) -> None:
