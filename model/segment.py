@@ -7,7 +7,8 @@ so; strokes one above the other (STACKED), a piece too short to be a digit besid
 (BESIDE_GAP) and strokes that nearly touch (TOUCH_GAP) are one digit too. Digits sit side by side,
 so a gap between their columns separates them, whatever their sizes and however the baseline
 slopes. A group at least DIGIT_HEIGHT of the tallest group's
-height is a digit; a smaller one (a speck, a dot, an underline, a minus sign) is dropped.
+height is a digit, and so is a flat one as wide (FLAT_HEIGHT); a smaller one (a speck, a dot, an
+underline, a minus sign) is dropped.
 
 Digits that touch are one group, wider than a digit: `split_touching` cuts such a group where its
 columns hold the least ink, and the model decides whether the cut or the whole is read
@@ -35,6 +36,9 @@ BESIDE_GAP = 0.15
 TOUCH_GAP = 0.025
 #: A group at least this share of the tallest group's height is a digit; smaller ones are specks.
 DIGIT_HEIGHT = 0.4
+#: So is a flat one (a 2 written wide) at least FLAT_HEIGHT of it high, DIGIT_HEIGHT of it wide and
+#: at most FLAT_ASPECT times as wide as high: a minus sign, an underline or a blot is not.
+FLAT_HEIGHT, FLAT_ASPECT = 0.25, 3.0
 #: A group wider than TOUCHING x its height may be digits that touch (some single digits are that
 #: wide too: the model decides, `model.number.choose`); each is taken to be about DIGIT_ASPECT x
 #: the height wide when deciding how many.
@@ -68,9 +72,11 @@ def group_strokes(boxes: np.ndarray, ids: np.ndarray) -> list[Group]:
     if len(found) <= MAX_STROKES:
         for rule in (_same_digit, _touch, _beside):  # the surest rules first: a piece joins its own digit
             found, members = _merge(found, members, rule)
-    heights = found[:, 1] - found[:, 0]
-    digits = [Group(_box(b), tuple(m)) for b, m, h in zip(found, members, heights, strict=True)
-              if h >= DIGIT_HEIGHT * heights.max()]  # fmt: skip
+    heights, widths = found[:, 1] - found[:, 0], found[:, 3] - found[:, 2]
+    tallest = heights.max()
+    flat = (heights >= FLAT_HEIGHT * tallest) & (widths >= DIGIT_HEIGHT * tallest) & (widths <= FLAT_ASPECT * heights)
+    keep = (heights >= DIGIT_HEIGHT * tallest) | flat
+    digits = [Group(_box(b), tuple(m)) for b, m, k in zip(found, members, keep, strict=True) if k]
     return sorted(digits, key=lambda g: (g.box[2] + g.box[3], g.box[0]))
 
 

@@ -68,6 +68,14 @@ def test_a_speck_beside_a_digit_is_not_a_digit() -> None:
     assert [g.members for g in found] == [(0,)]
 
 
+def test_a_flat_digit_is_a_digit_but_a_minus_sign_or_a_blot_is_not() -> None:
+    # a 1 100 px tall; a 2 written wide and flat (32 high, 60 wide); a minus sign; a round blot
+    found = group_strokes(
+        boxes((0, 100, 100, 115), (65, 97, 10, 70), (50, 58, 150, 200), (60, 90, 240, 270)), np.arange(4)
+    )
+    assert [g.members for g in found] == [(1,), (0,)]
+
+
 def test_a_wide_group_is_cut_at_its_thinnest_columns() -> None:
     ink = np.zeros((40, 60), dtype=np.float32)
     ink[5:35, 5:25] = 1
