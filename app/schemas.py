@@ -121,6 +121,11 @@ class ModelInfo(BaseModel):
     checkpoint: dict[str, Any] = Field(description="file name (not its folder), SHA-256, version, format version")
     metrics: dict[str, Any] = Field(description="accuracy and calibration measured when it was trained")
     train_config: dict[str, Any]
+    distilled_from: list[str] | None = Field(
+        None,
+        description="SHA-256 of each network it was distilled from (train_config.teachers, model/distill.py); "
+        "null when it learnt from the labels alone",
+    )
     preprocess: dict[str, Any]
     created_at: str | None
     torch_version: str | None

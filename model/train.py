@@ -220,7 +220,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
         output,
         net,
         {
-            "train_config": asdict(cfg),
+            "train_config": {**asdict(cfg), "teachers": [Path(t).name for t in cfg.teachers]},  # no local paths
             "data_md5": {**train_split.md5, **test_split.md5},
             "metrics": metrics,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -104,7 +104,7 @@ def test_distillation_learns_from_the_teachers(tiny_mnist: Path, tmp_path: Path)
     train(student_cfg, tiny_mnist, tmp_path / "s.pt")
     train(plain_cfg, tiny_mnist, tmp_path / "plain.pt")
     student, plain = load_checkpoint(tmp_path / "s.pt"), load_checkpoint(tmp_path / "plain.pt")
-    assert student.meta["train_config"]["teachers"] == (str(DEFAULT_CHECKPOINT),)
+    assert student.meta["train_config"]["teachers"] == [DEFAULT_CHECKPOINT.name]
     assert student.meta["distilled_from"] == [sha256_of(DEFAULT_CHECKPOINT)]
     assert student.meta["train_config"]["distill_weight"] == 0.7
     assert not torch.equal(student.net.fc2.weight, plain.net.fc2.weight)

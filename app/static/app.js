@@ -236,6 +236,18 @@ document.getElementById("file").addEventListener("change", (event) => {
   event.target.value = "";
 });
 
+// what the training recipe added to the plain one, as model.train records it
+function recipe(t) {
+  const parts = [];
+  if (t.elastic) parts.push(`elastic distortion ${t.elastic} px`);
+  if (t.ema) parts.push(`weight average (decay ${t.ema})`);
+  if (t.teachers && t.teachers.length) {
+    parts.push(`distilled from ${t.teachers.length} trained networks (weight ${t.distill_weight}, temperature ${t.distill_temperature})`);
+  }
+  if (t.negatives) parts.push(`${t.negatives} non-digits of each kind trained towards an even spread`);
+  return parts.map((p) => `, ${p}`).join("");
+}
+
 async function modelCard() {
   const card = document.getElementById("card");
   try {
@@ -249,7 +261,7 @@ async function modelCard() {
       ["MNIST test accuracy", `${(m.metrics.test_accuracy * 100).toFixed(2)}% of ${m.metrics.test_n.toLocaleString("en")} images`],
       ["Checkpoint", `${m.checkpoint.version} (SHA-256 ${m.checkpoint.sha256})`],
       ["Trained", `${m.created_at || "unknown"}, torch ${m.torch_version || "?"}`],
-      ["How", `${t.epochs} epochs, batch ${t.batch_size}, AdamW one-cycle to lr ${t.lr}, augmentation ${t.augment ? "on" : "off"}, seed ${t.seed}; best of ${t.epochs} epochs on a ${t.val_size}-image validation split`],
+      ["How", `${t.epochs} epochs, batch ${t.batch_size}, AdamW one-cycle to lr ${t.lr}, augmentation ${t.augment ? "on" : "off"}${recipe(t)}, seed ${t.seed}; best of ${t.epochs} epochs on a ${t.val_size}-image validation split`],
       ["Calibration", `softmax temperature ${Number(m.metrics.temperature).toFixed(3)}`],
     ];
     for (const [name, value] of entries) {
