@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -236,6 +238,9 @@ def test_health_and_model(real_client: TestClient) -> None:
     assert info["metrics"]["test_accuracy"] >= 0.994
     assert info["metrics"]["test_n"] == 10000
     assert info["train_config"]["seed"] == 0
+    # distilled from six networks (model/distill.py), each named by its SHA-256
+    assert len(info["distilled_from"]) == len(info["train_config"]["teachers"]) == 6
+    assert all(re.fullmatch("[0-9a-f]{64}", digest) for digest in info["distilled_from"])
     assert info["preprocess"] == {"version": 1, "size": 28, "box": 20, "mean": 0.1307, "std": 0.3081}
     assert info["created_at"].startswith("20")
 
