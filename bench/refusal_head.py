@@ -29,6 +29,7 @@ from model.data import load_split
 from model.network import Net, NetConfig
 from model.outliers import degrade, negative_images, uniform_loss
 from model.renders import renders
+from model.train import TrainConfig, split
 
 
 def main() -> int:
@@ -44,8 +45,7 @@ def main() -> int:
     torch.set_num_threads(2)
     gen = torch.Generator().manual_seed(0)
     train_split, test = load_split("train", args.data_dir), load_split("test", args.data_dir)
-    order = torch.randperm(len(train_split.labels), generator=gen)
-    val, fit = order[:5000], order[5000:]
+    val, fit = split(len(train_split.labels), TrainConfig(), gen)  # model.train's split for seed 0
     x_train, y_train = train_split.images[fit].float() / 255, train_split.labels[fit]
     x_val, y_val = train_split.images[val].float() / 255, train_split.labels[val]
     negatives, weights = negative_images(2000, 100)
@@ -58,8 +58,7 @@ def main() -> int:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=args.epochs * steps)
 
     def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, h = net.features(to_tensor(x))
-        h = torch.relu(net.fc1(h.flatten(1)))
+        h = net.hidden(to_tensor(x))
         return net.fc2(h), head(h).squeeze(1)
 
     @torch.inference_mode()

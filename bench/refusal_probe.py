@@ -61,8 +61,7 @@ def main() -> int:
     def features(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         hidden, logits = [], []
         for i in range(0, len(images), 2000):
-            _, x = net.features(to_tensor(images[i : i + 2000].float()))
-            h = torch.relu(net.fc1(x.flatten(1)))
+            h = net.hidden(to_tensor(images[i : i + 2000].float()))
             hidden.append(h)
             logits.append(net.fc2(h))
         return torch.cat(hidden).numpy(), torch.cat(logits).numpy()

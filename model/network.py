@@ -54,11 +54,13 @@ class Net(nn.Module):
         x2 = torch.relu(self.pool(self.conv2(x1)))  # (B, 16, 14, 14) -> (B, 36, 7, 7)
         return x1, x2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The 128 features after the first fully connected layer, for `forward` and refusal probes."""
         _, x = self.features(x)  # (B, 36, 7, 7)
-        x = x.flatten(1)  # (B, 1764)
-        x = torch.relu(self.fc1(x))  # (B, 128)
-        logits: torch.Tensor = self.fc2(x)  # (B, 10)
+        return torch.relu(self.fc1(x.flatten(1)))  # (B, 1764) -> (B, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.fc2(self.hidden(x))  # (B, 10)
         return logits
 
 
