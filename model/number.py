@@ -5,7 +5,9 @@ that touch in it.
 The image is read as `model.preprocess` reads a single digit (decoded safely, grey levels, the ink
 map of the clean lane or the photo lane), at NUMBER_SIDE rather than ANALYSIS_SIDE, so a dozen
 digits in a row keep 30-odd pixels each. Its strokes are grouped into digits left to right
-(`model.segment`); all the ink in each digit's box but its neighbours' strokes (the faint ink
+(`model.segment`), and the faint pieces a fine pen or a photo's light leaves beside them are given
+to the digit they lie against, or make a faint digit of their own (`model.segment.attach_faint`);
+all the ink in each digit's box but its neighbours' strokes (the faint ink
 between the pieces of a fine pen's line included, which the stroke thresholds leave out) becomes a
 28x28 input as a single digit's does (`model.geometry.model_input`). A group much wider than a
 digit is also cut where its columns hold the least ink (`model.segment.split_touching`); the model
@@ -26,11 +28,11 @@ from PIL import Image
 from model.contract import SIZE
 from model.decode import DEFAULT_MAX_PIXELS, Opened, open_image
 from model.errors import NoInk, TooManyDigits
-from model.geometry import find_strokes, model_input, passes_through
+from model.geometry import Strokes, find_strokes, model_input, passes_through
 from model.gray import enlarge, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map
 from model.preprocess import ENLARGE_TO, decoded
-from model.segment import Box, split_touching
+from model.segment import Box, attach_faint, split_touching
 
 #: A number is looked for at this longer side: a dozen digits in a row still 30-odd pixels each.
 NUMBER_SIDE = 512
@@ -84,9 +86,13 @@ def _slots(img: Image.Image) -> list[Slot]:
         gray = enlarge(gray, long + 1, min(long * -(-ENLARGE_TO // short), NUMBER_SIDE))
     paper = border_level(gray)
     ink = ink_map(gray) if paper is None else clean_ink_map(gray, paper)
-    strokes = find_strokes(ink, border_clutter=paper is None, specks=NUMBER_SPECKS)
-    if len(strokes.digits) > MAX_DIGITS:
-        raise TooManyDigits(f"{len(strokes.digits)} digits found; at most {MAX_DIGITS} are read in one image")
+    every = find_strokes(ink, border_clutter=paper is None, specks=0.0)
+    bold = every.kept & (every.areas >= NUMBER_SPECKS * every.areas[every.kept].max())
+    strokes = Strokes(every.ink, every.parts, bold, every.areas)
+    kept = np.flatnonzero(every.kept)  # the faint pieces too: attach_faint weighs them
+    groups = attach_faint(strokes.digits, every.parts.boxes()[kept], kept, every.areas[kept])
+    if len(groups) > MAX_DIGITS:
+        raise TooManyDigits(f"{len(groups)} digits found; at most {MAX_DIGITS} are read in one image")
     sy, sx = height / gray.shape[0], width / gray.shape[1]
 
     def digit(own: np.ndarray, box: Box) -> NumberDigit:
@@ -95,10 +101,10 @@ def _slots(img: Image.Image) -> list[Slot]:
         return NumberDigit(model_input(own[r0:r1, c0:c1]), upload)
 
     owner = np.full(ink.shape, -1, dtype=np.int32)  # the group whose strokes a pixel is, or -1
-    for k, group in enumerate(strokes.digits):
+    for k, group in enumerate(groups):
         owner[strokes.mask(group)] = k
     slots = []
-    for k, group in enumerate(strokes.digits):
+    for k, group in enumerate(groups):
         # all the ink in its box but its neighbours' strokes: the faint ink between a fine pen's
         # dashes, under the stroke thresholds, too
         r0, r1, c0, c1 = group.box

@@ -10,6 +10,9 @@ slopes. A group at least DIGIT_HEIGHT of the tallest group's
 height is a digit, and so is a flat one as wide (FLAT_HEIGHT); a smaller one (a speck, a dot, an
 underline, a minus sign) is dropped.
 
+A number's faint pieces (strokes too small to be kept, groups too short to be digits) join the digit
+they lie against, or together make a faint digit of their own (`attach_faint`).
+
 Digits that touch are one group, wider than a digit: `split_touching` cuts such a group where its
 columns hold the least ink, and the model decides whether the cut or the whole is read
 (`model.number`; `/predict` counts groups and never cuts).
@@ -44,6 +47,19 @@ FLAT_HEIGHT, FLAT_ASPECT = 0.25, 3.0
 #: the height wide when deciding how many.
 TOUCHING = 1.2
 DIGIT_ASPECT = 0.7
+#: A faint piece (a stroke too small to be kept on its own, or a group too short to be a digit)
+#: whose box is at most NEAR_ROWS of a digit's height above or below its box and NEAR_COLUMNS of it
+#: beside is part of that digit: the loop of a 9 in a fine pen, a photo's faded stroke.
+NEAR_ROWS, NEAR_COLUMNS = 0.3, 0.15
+#: A digit grows by its faint pieces to at most GROWN x the tallest digit's height, each way, in at
+#: most ATTACH_PASSES passes over them (a chain of specks leads nowhere).
+GROWN, ATTACH_PASSES = 1.2, 8
+#: Faint pieces that join no digit but together stand as tall as one (DIGIT_HEIGHT of the tallest),
+#: clear of every digit's columns and with at least FAINT_INK of the boldest digit's strong ink,
+#: are a digit of their own: a fine pen's digit beside bold ones.
+FAINT_INK = 0.03
+#: Faint pieces at most FAINT_GAP of the tallest digit's height apart are one faint digit's.
+FAINT_GAP = 0.15
 #: More strokes than this are not handwriting but texture or noise: they are grouped in one pass
 #: (overlapping columns), and if that leaves more groups than this, the other rules are skipped:
 #: weighing every pair again after each merge costs n^3.
@@ -146,6 +162,91 @@ def _touch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _beside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     shared, _, tall, short, _ = _measures(a, b)
     return np.asarray((short < DIGIT_HEIGHT * tall) & (-shared <= BESIDE_GAP * tall))
+
+
+def attach_faint(digits: list[Group], boxes: np.ndarray, ids: np.ndarray, areas: np.ndarray) -> list[Group]:
+    """`digits` (from `group_strokes`) with the faint pieces near them: `boxes` (n, 4) and `ids`
+    of every kept stroke, `areas` their strong ink. A stroke in no digit joins the digit whose box
+    it lies nearest (NEAR_ROWS, NEAR_COLUMNS), as long as the digit's box then reaches into no other
+    digit's columns, again until none joins (GROWN, ATTACH_PASSES); the rest, joined where they lie close together
+    (FAINT_GAP), make digits of their own where they are faint digits (FAINT_INK). Left to right."""
+    if not digits or len(ids) > MAX_STROKES:
+        return digits
+    found = np.array([g.box for g in digits], dtype=np.int64)
+    members = [list(g.members) for g in digits]
+    inside = {m for g in digits for m in g.members}
+    pieces = [(np.asarray(b, dtype=np.int64), int(i)) for b, i in zip(boxes, ids, strict=True) if int(i) not in inside]
+    heights = found[:, 1] - found[:, 0]  # the reach stays what the digits' own heights give
+    most = GROWN * heights.max()
+    for _ in range(ATTACH_PASSES):
+        rest = []
+        for box, i in pieces:
+            k = _nearest(found, heights, box, most)
+            if k is None:
+                rest.append((box, i))
+            else:
+                found[k] = _union(found[k], box)
+                members[k].append(i)
+        done, pieces = len(rest) == len(pieces), rest
+        if done or not pieces:
+            break
+    out = [Group(_box(b), tuple(m)) for b, m in zip(found, members, strict=True)]
+    if pieces:
+        strong = dict(zip((int(i) for i in ids), areas, strict=True))
+        tallest = int(heights.max())
+        boldest = max(sum(strong[m] for m in g.members) for g in out)
+        for g in _chains(np.array([b for b, _ in pieces]), np.array([i for _, i in pieces]), FAINT_GAP * tallest):
+            r0, r1, c0, c1 = g.box
+            clear = ((found[:, 3] <= c0) | (found[:, 2] >= c1)).all()
+            if clear and r1 - r0 >= DIGIT_HEIGHT * tallest and sum(strong[m] for m in g.members) >= FAINT_INK * boldest:
+                out.append(g)
+    return sorted(out, key=lambda g: (g.box[2] + g.box[3], g.box[0]))
+
+
+def _chains(boxes: np.ndarray, ids: np.ndarray, reach: float) -> list[Group]:
+    """Strokes grouped by `group_strokes`' rules, none dropped, and groups joined whenever their
+    boxes are at most `reach` pixels apart: the dashes of a faint line, however they lie around a
+    loop."""
+    order = np.argsort(boxes[:, 2], kind="stable")
+    boxes, members = boxes[order], [[int(ids[i])] for i in order]
+    for rule in (_same_digit, _touch, _beside):
+        boxes, members = _merge(boxes, members, rule)
+    n = len(boxes)
+    a, b = boxes[:, None, :], boxes[None, :, :]
+    dy = np.maximum(a[..., 0], b[..., 0]) - np.minimum(a[..., 1], b[..., 1])
+    dx = np.maximum(a[..., 2], b[..., 2]) - np.minimum(a[..., 3], b[..., 3])
+    near = np.maximum(dx, dy) <= reach
+    label = np.arange(n)
+    for _ in range(n):  # each pass spreads the smallest label one step along the chains
+        spread = np.where(near, label[None, :], n).min(axis=1)
+        if (spread == label).all():
+            break
+        label = spread
+    out = []
+    for k in np.unique(label):
+        at = np.flatnonzero(label == k)
+        box = boxes[at]
+        out.append(Group((int(box[:, 0].min()), int(box[:, 1].max()), int(box[:, 2].min()), int(box[:, 3].max())),
+                         tuple(m for i in at for m in members[i])))  # fmt: skip
+    return out
+
+
+def _nearest(digits: np.ndarray, heights: np.ndarray, box: np.ndarray, most: float) -> int | None:
+    """The digit `box` lies near enough to join (the nearest of them), or None. `heights`: the
+    digits' own, before any piece joined; `most`: the tallest and widest a digit may grow."""
+    dy = np.maximum(0, np.maximum(digits[:, 0], box[0]) - np.minimum(digits[:, 1], box[1]))
+    dx = np.maximum(0, np.maximum(digits[:, 2], box[2]) - np.minimum(digits[:, 3], box[3]))
+    near = (dy <= NEAR_ROWS * heights) & (dx <= NEAR_COLUMNS * heights)
+    for k in np.argsort(dx + dy, kind="stable"):
+        if not near[k]:
+            continue
+        c0, c1 = min(digits[k, 2], box[2]), max(digits[k, 3], box[3])
+        if c1 - c0 > most or max(digits[k, 1], box[1]) - min(digits[k, 0], box[0]) > most:
+            continue
+        others = np.delete(digits, k, axis=0)
+        if ((others[:, 3] <= c0) | (others[:, 2] >= c1)).all():
+            return int(k)
+    return None
 
 
 def split_touching(ink: np.ndarray, box: Box) -> list[Box]:

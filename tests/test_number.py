@@ -21,7 +21,7 @@ from model.fonts import fonts
 from model.number import MAX_DIGITS, preprocess_number
 from model.preprocess import preprocess
 from model.realnumbers import generate, make_handwritten
-from model.segment import group_strokes, split_touching
+from model.segment import Group, attach_faint, group_strokes, split_touching
 from tests.helpers import ROOT, draw_seven, encode
 
 FONT = fonts()[0]
@@ -76,6 +76,28 @@ def test_a_flat_digit_is_a_digit_but_a_minus_sign_or_a_blot_is_not() -> None:
     assert [g.members for g in found] == [(1,), (0,)]
 
 
+def test_a_faint_piece_near_a_digit_joins_it_unless_it_would_reach_into_a_neighbour() -> None:
+    # two digits 60 px tall; the faint top of the first one's loop just above it; a piece between
+    # the two, close to both, that would take either into the other's columns; a speck far below
+    digits = [Group((40, 100, 10, 40), (0,)), Group((40, 100, 50, 80), (1,))]
+    strokes = boxes((40, 100, 10, 40), (40, 100, 50, 80), (30, 38, 20, 35), (60, 70, 38, 52), (160, 165, 20, 25))
+    found = attach_faint(digits, strokes, np.arange(5), np.array([900.0, 900, 30, 30, 30]))
+    assert [g.box for g in found] == [(30, 100, 10, 40), (40, 100, 50, 80)]
+    assert found[0].members == (0, 2)
+
+
+def test_faint_pieces_clear_of_the_digits_make_a_faint_digit_when_they_hold_enough_ink() -> None:
+    # a bold digit, and the dashes of a fine pen's 0 beside it: each a speck, together a digit
+    digits = [Group((40, 100, 10, 40), (0,))]
+    strokes = boxes((40, 100, 10, 40), (45, 60, 100, 110), (62, 80, 100, 108), (85, 98, 104, 120), (45, 52, 112, 140))
+    found = attach_faint(digits, strokes, np.arange(5), np.array([1000.0, 20, 20, 20, 20]))
+    assert [g.box for g in found] == [(40, 100, 10, 40), (45, 98, 100, 140)]
+    assert sorted(found[1].members) == [1, 2, 3, 4]
+    # as little ink as noise (under FAINT_INK of the bold digit's): not a digit
+    found = attach_faint(digits, strokes, np.arange(5), np.array([1000.0, 5, 5, 5, 5]))
+    assert [g.box for g in found] == [(40, 100, 10, 40)]
+
+
 def test_a_wide_group_is_cut_at_its_thinnest_columns() -> None:
     ink = np.zeros((40, 60), dtype=np.float32)
     ink[5:35, 5:25] = 1
@@ -107,6 +129,25 @@ def test_a_fine_pens_broken_digit_is_read_with_the_faint_ink_between_its_pieces(
     data, _ = make_handwritten([mnist_test.images.numpy()[i] for i in at], rng)
     assert "".join(str(int(mnist_test.labels[i])) for i in at) == "3973"
     assert read_number(shipped_model, data, probabilities) == "3973"
+
+
+@pytest.mark.parametrize(
+    ("seed", "number"),
+    [
+        (21783, "0609"),  # a fine pen's 0, photographed: only dashes of it are dark enough for a stroke
+        (20865, "86"),  # a fine pen's 8 broken into specks beside a bold 6
+    ],
+)
+def test_a_faint_digit_beside_bold_ones_is_read(
+    mnist_test: MnistSplit, shipped_model: LoadedModel, seed: int, number: str
+) -> None:
+    """model.realnumbers' handwritten kind (the seeds as `bench`-style loops draw them): the faint
+    digit's pieces, each a speck beside the bold digits, were dropped and the number read short."""
+    rng = np.random.default_rng(seed)
+    at = rng.integers(len(mnist_test.labels), size=int(rng.integers(2, 7)))
+    data, _ = make_handwritten([mnist_test.images.numpy()[i] for i in at], rng)
+    assert "".join(str(int(mnist_test.labels[i])) for i in at) == number
+    assert read_number(shipped_model, data, probabilities) == number
 
 
 def test_boxes_are_in_the_uploads_own_pixels_after_exif_orientation() -> None:
