@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from model import realnumbers
-from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from model.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint
 from model.data import load_split
 from model.errors import PreprocessError
 from model.evaluate import predict, probabilities
@@ -39,7 +39,7 @@ def _recorded(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.nd
     return mask
 
 
-def _pen_read(model: object, mask: np.ndarray) -> int:
+def _pen_read(model: LoadedModel, mask: np.ndarray) -> int:
     """The digit read from a pen stroke alone, dark on white with a margin, as `/predict` reads it."""
     h, w = mask.shape
     page = np.ones((h * 2, max(w, h) * 2), dtype=np.float32)
@@ -65,7 +65,7 @@ def main() -> int:
     images, labels = test.images.numpy(), test.labels.numpy()
     right = predict(model, images.astype(np.float32) / 255) == labels
     reasons: Counter[str] = Counter()
-    realnumbers._stroke_mask = _recorded  # each digit's pen stroke, kept to be read alone
+    realnumbers._stroke_mask = _recorded  # type: ignore[attr-defined]  # each pen stroke, kept to be read alone
     for k in range(args.numbers):
         rng = np.random.default_rng(args.seed + k)
         at = rng.integers(len(images), size=int(rng.integers(LENGTHS[0], LENGTHS[1] + 1)))
