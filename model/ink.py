@@ -12,6 +12,7 @@ from PIL import Image
 from model import imageops
 from model.errors import NoInk
 from model.gray import shrink
+from model.sheet import MIN_SHEET, SOLID, TABLE_CONTRAST, sheet
 
 #: Below this spread between darkest and lightest (on 0-1), the image is blank.
 MIN_CONTRAST = 0.12
@@ -229,16 +230,32 @@ def _stretch(sharp: np.ndarray, paper: Paper, level: float) -> np.ndarray:
     return out
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
+def ink_map(gray: np.ndarray, photo: bool = False) -> np.ndarray:
     """White ink on black in [0, 1]: polarity from which pixels are the minority (or the border),
-    background and uneven light taken away, contrast stretched so the ink is 1."""
+    background and uneven light taken away, contrast stretched so the ink is 1. With `photo` (an
+    image of a photo's size, not a few pixels enlarged), a sheet of paper on a darker table
+    (`model.sheet`) is paper, and the table around it blank."""
     smooth = _smoothed(gray)
-    if _light_background(gray, smooth):  # dark ink on paper: make it white on black
+    on = sheet(smooth, _otsu(smooth)) if photo else None
+    if on is not None:  # a sheet of paper on a darker table: the table taken as blank paper
+        blank = np.float32(np.median(smooth[on]))
+        gray, smooth = np.where(on, gray, blank), np.where(on, smooth, blank)
+    if on is not None or _light_background(gray, smooth):  # dark ink on paper: make it white on black
         gray = 1.0 - gray
         smooth = 1.0 - smooth
     flat = smooth - _background(smooth, _otsu(smooth))
     paper, level = _split(flat)
     return _stretch(gray - (smooth - flat), paper, level)
+
+
+def on_table(gray: np.ndarray, border: float) -> bool:
+    """Whether `gray`, whose border is all one level `border` (`border_level`), shows a sheet of
+    paper on a darker table (`model.sheet`): an even-toned table makes a clean border, but the
+    paper is the sheet, not the table. (Nothing well lighter than the border: no sheet, at once.)"""
+    if (gray > border + TABLE_CONTRAST).mean() < MIN_SHEET * SOLID:
+        return False
+    smooth = _smoothed(gray)
+    return sheet(smooth, _otsu(smooth)) is not None
 
 
 def clean_ink_map(gray: np.ndarray, paper: float) -> np.ndarray:

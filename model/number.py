@@ -30,8 +30,8 @@ from model.decode import DEFAULT_MAX_PIXELS, Opened, open_image
 from model.errors import NoInk, TooManyDigits
 from model.geometry import Strokes, find_strokes, model_input, passes_through
 from model.gray import enlarge, to_gray, unblock
-from model.ink import border_level, clean_ink_map, ink_map
-from model.preprocess import ENLARGE_TO, decoded
+from model.ink import border_level, clean_ink_map, ink_map, on_table
+from model.preprocess import ENLARGE_TO, WORK_SIDE, decoded
 from model.segment import Box, attach_faint, split_touching
 
 #: A number is looked for at this longer side: a dozen digits in a row still 30-odd pixels each.
@@ -82,10 +82,13 @@ def _slots(img: Image.Image) -> list[Slot]:
         if same is not None:  # an MNIST digit: one digit, the whole image
             return [Slot(NumberDigit(same, (0, 0, SIZE, SIZE)))]
     short, long = min(gray.shape), max(gray.shape)
+    photo = max(img.size) > WORK_SIDE  # as `model.preprocess.mnistify` takes it
     if short < ENLARGE_TO and long < NUMBER_SIDE:  # a few pixels a digit: analysed as the smooth shape they stand for
         gray = enlarge(gray, long + 1, min(long * -(-ENLARGE_TO // short), NUMBER_SIDE))
     paper = border_level(gray)
-    ink = ink_map(gray) if paper is None else clean_ink_map(gray, paper)
+    if paper is not None and photo and on_table(gray, paper):  # an even-toned table round the sheet
+        paper = None
+    ink = ink_map(gray, photo) if paper is None else clean_ink_map(gray, paper)
     every = find_strokes(ink, border_clutter=paper is None, specks=0.0)
     bold = every.kept & (every.areas >= NUMBER_SPECKS * every.areas[every.kept].max())
     strokes = Strokes(every.ink, every.parts, bold, every.areas)

@@ -30,7 +30,7 @@ from model.contract import SIZE, to_tensor
 from model.decode import DEFAULT_MAX_PIXELS, Opened, load, open_image
 from model.geometry import bbox, keep_digit, model_input, passes_through
 from model.gray import enlarge, shrink, to_gray, unblock
-from model.ink import border_level, clean_ink_map, ink_map
+from model.ink import border_level, clean_ink_map, ink_map, on_table
 from model.segment import Box
 
 T = TypeVar("T")
@@ -98,26 +98,30 @@ def _from_image(img: Image.Image) -> Preprocessed:
         coarse = to_gray(img, ANALYSIS_SIDE, blocks=True)
         coarse = unblock(coarse) if small else coarse
         paper = border_level(coarse)
-        if paper is not None:
+        if paper is not None and (small or not on_table(coarse, paper)):
             ink, box = _clean_digit(coarse, paper)
             if not _big_enough(box, ink.shape):  # found small: a closer look at the working size
                 ink, box = _closer(to_gray(img, WORK_SIDE), coarse.shape, box)
             return Preprocessed(image=model_input(ink, box), fast_path=False)
     gray = to_gray(img, WORK_SIDE)
-    image, fast = mnistify(unblock(gray) if small else gray)
+    image, fast = mnistify(unblock(gray) if small else gray, photo=not small)
     return Preprocessed(image=image, fast_path=fast)
 
 
-def mnistify(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Grayscale in [0, 1] (any size, any polarity) -> 28x28 white-on-black, and whether it passed through."""
+def mnistify(gray: np.ndarray, photo: bool = False) -> tuple[np.ndarray, bool]:
+    """Grayscale in [0, 1] (any size, any polarity) -> 28x28 white-on-black, and whether it passed
+    through. `photo`: the upload is larger than the working size, so a sheet of paper on a table
+    may be in it (`model.ink.ink_map`); a scan or crop of a few hundred pixels is not taken for one."""
     same = passes_through(gray)
     if same is not None:
         return same, True
     gray = enlarge(gray, SIZE, ENLARGE_TO)
     coarse = shrink(gray, ANALYSIS_SIDE)
     paper = border_level(coarse)
-    if paper is None:  # a photo: uneven light, noise, a table; it needs the detail
-        return model_input(keep_digit(ink_map(gray))), False
+    if paper is None or (
+        photo and on_table(coarse, paper)
+    ):  # a photo: uneven light, noise, a table; it needs the detail
+        return model_input(keep_digit(ink_map(gray, photo))), False
     ink, box = _clean_digit(coarse, paper)
     if coarse.shape != gray.shape and not _big_enough(box, ink.shape):
         ink, box = _closer(gray, coarse.shape, box)

@@ -1,6 +1,6 @@
 """Labelled upload-like images for evaluating the whole path: `python -m model.realworld OUT_DIR`.
 
-Ten kinds, each written as `<digit>_<kind>_<n>.<ext>` (the name pattern `model.evaluate --images`
+Eleven kinds, each written as `<digit>_<kind>_<n>.<ext>` (the name pattern `model.evaluate --images`
 reads labels from):
 
 - `ink`: dark pen on white paper, many sizes and positions, thin to thick strokes (PNG);
@@ -13,7 +13,9 @@ reads labels from):
   bilinear or nearest resampling, either polarity, PNG or JPEG;
 - `faint`: pencil-grey ink on off-white paper, low contrast, unevenly lit, a little noise;
 - `blurry`: out of focus, a Gaussian blur of sigma 1-4 px;
-- `thin-thick`: extremes of stroke width: hairlines and felt-tip strokes that nearly close loops.
+- `thin-thick`: extremes of stroke width: hairlines and felt-tip strokes that nearly close loops;
+- `table`: a phone photo of a sheet lying askew on a table (wood grain, cloth or an even tone, any
+  shade), the sheet 20-90% of the frame, the digit anywhere on it, light falling off, JPEG.
 
 Handwritten shapes come from the MNIST *test* set (never trained on); printed ones from fonts.
 Needs scipy (the `realworld` extra, part of `dev`), which the service itself does not install.
@@ -33,7 +35,7 @@ from scipy import ndimage
 from model.data import load_split
 from model.fonts import fonts as _fonts
 
-KINDS = ("ink", "canvas", "photo", "printed", "framed", "lowres8", "lowres16", "faint", "blurry", "thin-thick")
+KINDS = ("ink", "canvas", "photo", "printed", "framed", "lowres8", "lowres16", "faint", "blurry", "thin-thick", "table")
 
 
 def _stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -226,6 +228,51 @@ def make_thin_thick(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes,
     return _png(Image.fromarray(((ink + (white - ink) * paper) * 255).astype(np.uint8), "L"))
 
 
+def make_table(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    w, h = int(rng.integers(500, 1600)), int(rng.integers(400, 1200))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    grain = np.sin(xx / rng.uniform(3, 12) + np.sin(yy / rng.uniform(20, 60)) * rng.uniform(1, 4))
+    table = rng.uniform(0.08, 0.55) + grain * rng.uniform(0, 0.06) + rng.normal(0, rng.uniform(0.005, 0.03), (h, w))
+    sw, sh = rng.uniform(0.45, 0.95) * w, rng.uniform(0.45, 0.95) * h  # the sheet, rotated about its centre
+    cx, cy, a = rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h, np.radians(rng.uniform(-25, 25))
+    u, v = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+    corners = [
+        tuple(np.array([cx, cy]) + du * sw / 2 * u + dv * sh / 2 * v) for du, dv in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+    ]
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).polygon(corners, fill=255)
+    on = np.asarray(mask, dtype=np.float32) / 255
+    img = table * (1 - on) + rng.uniform(0.78, 0.97) * on
+    size = int(min(sw, sh) * rng.uniform(0.25, 0.6))  # the digit, somewhere on the sheet
+    d = (
+        Image.fromarray(digit)
+        .resize((size, size), Image.Resampling.BICUBIC)
+        .rotate(np.degrees(a) * rng.uniform(-0.3, 1))
+    )
+    stroke = np.asarray(d, dtype=np.float32) / 255
+    for _ in range(50):
+        x, y = (
+            np.array([cx, cy])
+            + rng.uniform(-0.5, 0.5) * (sw - size) * u
+            + rng.uniform(-0.5, 0.5) * (sh - size) * v
+            - size / 2
+        ).astype(int)
+        if 0 <= x <= w - size and 0 <= y <= h - size and on[y : y + size, x : x + size][stroke > 0.3].min() > 0.99:
+            break
+    else:  # no room: in the middle
+        x, y = int(cx - size / 2), int(cy - size / 2)
+    region = img[y : y + size, x : x + size]
+    region[:] = (
+        region * (1 - stroke[: region.shape[0], : region.shape[1]])
+        + rng.uniform(0.05, 0.3) * stroke[: region.shape[0], : region.shape[1]]
+    )
+    fall = ((xx - rng.uniform(0, w)) ** 2 + (yy - rng.uniform(0, h)) ** 2) / (w * w + h * h)
+    gray = np.clip(img * (1 - rng.uniform(0, 0.35) * fall), 0, 1)[..., None]
+    rgb = gray * np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.75, 1.0)])
+    pic = Image.fromarray((rgb * 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.6)))
+    return _jpeg(pic, int(rng.integers(55, 92)))
+
+
 def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path | None = None) -> int:
     """Write `per_kind` images of each kind into `out`; return how many were written."""
     rng = np.random.default_rng(seed)
@@ -244,6 +291,7 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
         "faint": lambda i: make_faint(images[i], rng),
         "blurry": lambda i: make_blurry(images[i], rng),
         "thin-thick": lambda i: make_thin_thick(images[i], rng),
+        "table": lambda i: make_table(images[i], rng),
     }
     n = 0
     for kind, make in makers.items():
