@@ -118,9 +118,8 @@ def mnistify(gray: np.ndarray, photo: bool = False) -> tuple[np.ndarray, bool]:
     gray = enlarge(gray, SIZE, ENLARGE_TO)
     coarse = shrink(gray, ANALYSIS_SIDE)
     paper = border_level(coarse)
-    if paper is None or (
-        photo and on_table(coarse, paper)
-    ):  # a photo: uneven light, noise, a table; it needs the detail
+    # a photo (uneven light, noise, a table: a sheet on an even-toned one has a clean border too)
+    if paper is None or (photo and on_table(coarse, paper)):
         return model_input(keep_digit(ink_map(gray, photo))), False
     ink, box = _clean_digit(coarse, paper)
     if coarse.shape != gray.shape and not _big_enough(box, ink.shape):

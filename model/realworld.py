@@ -229,6 +229,7 @@ def make_thin_thick(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes,
 
 
 def make_table(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """A sheet lying askew on a table (wood grain, cloth, an even tone), the digit somewhere on it."""
     w, h = int(rng.integers(500, 1600)), int(rng.integers(400, 1200))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     grain = np.sin(xx / rng.uniform(3, 12) + np.sin(yy / rng.uniform(20, 60)) * rng.uniform(1, 4))
@@ -244,12 +245,8 @@ def make_table(digit: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]
     on = np.asarray(mask, dtype=np.float32) / 255
     img = table * (1 - on) + rng.uniform(0.78, 0.97) * on
     size = int(min(sw, sh) * rng.uniform(0.25, 0.6))  # the digit, somewhere on the sheet
-    d = (
-        Image.fromarray(digit)
-        .resize((size, size), Image.Resampling.BICUBIC)
-        .rotate(np.degrees(a) * rng.uniform(-0.3, 1))
-    )
-    stroke = np.asarray(d, dtype=np.float32) / 255
+    d = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
+    stroke = np.asarray(d.rotate(np.degrees(a) * rng.uniform(-0.3, 1)), dtype=np.float32) / 255
     for _ in range(50):
         x, y = (
             np.array([cx, cy])

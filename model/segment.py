@@ -167,9 +167,10 @@ def _beside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def attach_faint(digits: list[Group], boxes: np.ndarray, ids: np.ndarray, areas: np.ndarray) -> list[Group]:
     """`digits` (from `group_strokes`) with the faint pieces near them: `boxes` (n, 4) and `ids`
     of every kept stroke, `areas` their strong ink. A stroke in no digit joins the digit whose box
-    it lies nearest (NEAR_ROWS, NEAR_COLUMNS), as long as the digit's box then reaches into no other
-    digit's columns, again until none joins (GROWN, ATTACH_PASSES); the rest, joined where they lie close together
-    (FAINT_GAP), make digits of their own where they are faint digits (FAINT_INK). Left to right."""
+    it lies nearest (NEAR_ROWS, NEAR_COLUMNS), as long as the digit's box then reaches into no
+    other digit's columns, again until none joins (GROWN, ATTACH_PASSES); the rest, joined where
+    they lie close together (FAINT_GAP), make digits of their own where they are faint digits
+    (FAINT_INK). Left to right."""
     if not digits or len(ids) > MAX_STROKES:
         return digits
     found = np.array([g.box for g in digits], dtype=np.int64)
