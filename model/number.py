@@ -28,9 +28,10 @@ from PIL import Image
 from model.contract import SIZE
 from model.decode import DEFAULT_MAX_PIXELS, Opened, open_image
 from model.errors import NoInk, TooManyDigits
-from model.geometry import Strokes, find_strokes, model_input, passes_through
+from model.geometry import Strokes, bbox, find_strokes, model_input, passes_through
 from model.gray import enlarge, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map, on_table
+from model.level import level, slope
 from model.preprocess import ENLARGE_TO, WORK_SIDE, decoded
 from model.segment import Box, attach_faint, split_touching
 
@@ -90,6 +91,16 @@ def _slots(img: Image.Image) -> list[Slot]:
         paper = None
     ink = ink_map(gray, photo) if paper is None else clean_ink_map(gray, paper)
     every = find_strokes(ink, border_clutter=paper is None, specks=0.0)
+    back = _upright
+    angle = slope(every.ink)
+    if angle:  # a steep line: levelled, what lies far from its strokes (clutter) left out
+        r0, r1, c0, c1 = bbox(every.ink)
+        margin = (r1 - r0) // 4
+        near = np.zeros_like(ink)
+        near[max(0, r0 - margin) : r1 + margin, max(0, c0 - margin) : c1 + margin] = 1
+        levelled = level(ink * near, angle)
+        ink, back = levelled.ink, levelled.back
+        every = find_strokes(ink, border_clutter=False, specks=0.0)
     bold = every.kept & (every.areas >= NUMBER_SPECKS * every.areas[every.kept].max())
     strokes = Strokes(every.ink, every.parts, bold, every.areas)
     kept = np.flatnonzero(every.kept)  # the faint pieces too: attach_faint weighs them
@@ -100,7 +111,13 @@ def _slots(img: Image.Image) -> list[Slot]:
 
     def digit(own: np.ndarray, box: Box) -> NumberDigit:
         r0, r1, c0, c1 = box
-        upload = (int(c0 * sx), int(r0 * sy), min(width, math.ceil(c1 * sx)), min(height, math.ceil(r1 * sy)))
+        x0, y0, x1, y1 = back(box)
+        upload = (
+            max(0, int(x0 * sx)),
+            max(0, int(y0 * sy)),
+            min(width, math.ceil(x1 * sx)),
+            min(height, math.ceil(y1 * sy)),
+        )
         return NumberDigit(model_input(own[r0:r1, c0:c1]), upload)
 
     owner = np.full(ink.shape, -1, dtype=np.int32)  # the group whose strokes a pixel is, or -1
@@ -123,6 +140,11 @@ def _slots(img: Image.Image) -> list[Slot]:
     if not slots:
         raise NoInk("no digit found")
     return slots
+
+
+def _upright(box: Box) -> tuple[float, float, float, float]:
+    r0, r1, c0, c1 = box
+    return c0, r0, c1, r1
 
 
 class Read(Protocol):

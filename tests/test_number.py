@@ -150,6 +150,25 @@ def test_a_faint_digit_beside_bold_ones_is_read(
     assert read_number(shipped_model, data, probabilities) == number
 
 
+@pytest.mark.parametrize("degrees", [20, -25, 30])
+def test_a_long_number_at_a_steep_slope_is_levelled_and_read(shipped_model: LoadedModel, degrees: int) -> None:
+    """Typed "31415" turned 20-30 degrees: each digit's columns reach under the next one's, and
+    without levelling (model.level) it was read short (every case here fails without it)."""
+    img = typed("31415", size=90, gap=6).rotate(degrees, fillcolor=255, expand=True)
+    data = encode(img)
+    assert read_number(shipped_model, data, probabilities) == "31415"
+    boxes = [slot.whole.box for slot in preprocess_number(data)]
+    ink = np.asarray(img) < 128
+    for x0, y0, x1, y1 in boxes:  # each box, in the upload's pixels, holds a digit's ink
+        assert 0 <= x0 < x1 <= img.width
+        assert 0 <= y0 < y1 <= img.height
+        assert ink[y0:y1, x0:x1].sum() > 100
+    centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in boxes]
+    assert [c[0] for c in centres] == sorted(c[0] for c in centres)  # left to right
+    rise = (centres[0][1] - centres[-1][1]) / (centres[-1][0] - centres[0][0])  # y runs down
+    assert abs(rise - np.tan(np.radians(degrees))) < 0.1  # along the slope
+
+
 def test_boxes_are_in_the_uploads_own_pixels_after_exif_orientation() -> None:
     img = typed("42", gap=30)
     plain = [s.whole.box for s in preprocess_number(encode(img))]
