@@ -3,8 +3,8 @@ can be the digit.
 
 A phone photo of a note often shows the table along an edge, in wedges where the sheet lies askew,
 or all round a small sheet. In the ink map the table is as dark as ink: a digit written near the
-sheet's edge was one stroke with it, and where the table is most of the picture the sheet itself
-looked like the ink (light on a dark ground). The sheet is the largest light region (lighter than
+sheet's edge would be one stroke with it, and where the table is most of the picture the sheet
+itself would look like the ink (light on a dark ground). The sheet is the largest light region (lighter than
 Otsu's threshold) and, a sheet being convex, everything inside its convex hull: the writing on it
 too, even where it reaches the edge. The hull counts only when it covers at least MIN_SHEET of the
 image, is mostly light with some writing (SOLID, WRITING: not a light digit's strokes on a dark

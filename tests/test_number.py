@@ -141,8 +141,8 @@ def test_a_fine_pens_broken_digit_is_read_with_the_faint_ink_between_its_pieces(
 def test_a_faint_digit_beside_bold_ones_is_read(
     mnist_test: MnistSplit, shipped_model: LoadedModel, seed: int, number: str
 ) -> None:
-    """model.realnumbers' handwritten kind (the seeds as `bench`-style loops draw them): the faint
-    digit's pieces, each a speck beside the bold digits, were dropped and the number read short."""
+    """model.realnumbers' handwritten kind, drawn as bench/number_errors.py draws it: the faint
+    digit's pieces, each a speck beside the bold digits, make a digit."""
     rng = np.random.default_rng(seed)
     at = rng.integers(len(mnist_test.labels), size=int(rng.integers(2, 7)))
     data, _ = make_handwritten([mnist_test.images.numpy()[i] for i in at], rng)
@@ -152,8 +152,8 @@ def test_a_faint_digit_beside_bold_ones_is_read(
 
 @pytest.mark.parametrize("degrees", [20, -25, 30])
 def test_a_long_number_at_a_steep_slope_is_levelled_and_read(shipped_model: LoadedModel, degrees: int) -> None:
-    """Typed "31415" turned 20-30 degrees: each digit's columns reach under the next one's, and
-    without levelling (model.level) it was read short (every case here fails without it)."""
+    """Typed "31415" turned 20-30 degrees, where each digit's columns reach under the next one's:
+    levelled (model.level), its digits are told apart, their boxes in the upload's pixels."""
     img = typed("31415", size=90, gap=6).rotate(degrees, fillcolor=255, expand=True)
     data = encode(img)
     assert read_number(shipped_model, data, probabilities) == "31415"

@@ -73,8 +73,8 @@ def test_a_bold_light_digit_on_a_dark_ground_is_no_sheet() -> None:
 
 @pytest.mark.parametrize("grain", [True, False], ids=["wood grain (photo lane)", "even-toned (clean border)"])
 def test_a_seven_on_a_sheet_on_a_table_is_read(shipped_model: LoadedModel, grain: bool) -> None:
-    """Before model.sheet the photo lane took the table for the paper: the sheet was the 'ink', or
-    a 7 written near its edge was one stroke with the table."""
+    """The table is neither the paper (the sheet read as ink) nor one stroke with a 7 near the
+    sheet's edge."""
     for seven_at in [(300, 170), (160, 175)]:  # on the sheet; near its left edge
         data = encode(table_photo(grain, seven_at), "JPEG", quality=90)
         p = probabilities(shipped_model, preprocess(data).image[None])[0]
