@@ -191,7 +191,7 @@ class Engine:
         if width * height <= INLINE_PIXELS:
             pre = preprocess_opened(opened, data)
         else:
-            pre = await self._decoding(self.predictor.preprocess_opened, opened, data)
+            pre = await self.off_loop(self.predictor.preprocess_opened, opened, data)
         return await self.batcher.submit(pre.image)
 
     async def predict_number(self, data: bytes) -> list[tuple[NumberDigit, Answer]]:
@@ -204,14 +204,14 @@ class Engine:
         if width * height <= INLINE_PIXELS:
             slots = predictor.preprocess_number(opened, data)
         else:
-            slots = await self._decoding(predictor.preprocess_number, opened, data)
+            slots = await self.off_loop(predictor.preprocess_number, opened, data)
         answers = await self.batcher.submit_many([image for slot in slots for image in slot.images])
         return choose(slots, answers)
 
     async def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
         """Several images in one forward pass, on a worker thread; a bad image's error in its slot."""
         predictor = self.predictor  # one model for the whole batch, whatever a reload does meanwhile
-        return await self._decoding(predictor.predict_many, images)
+        return await self.off_loop(predictor.predict_many, images)
 
     async def predict_encoded(self, images: Sequence[bytes]) -> list[Answer]:
         """Encoded images, preprocessed on a decoding thread, then through the batcher, sharing
@@ -227,7 +227,7 @@ class Engine:
                     raise ImageUnreadable(i, type(e)(str(e))) from None
             return inputs
 
-        return await self.batcher.submit_many(await self._decoding(preprocess_all))
+        return await self.batcher.submit_many(await self.off_loop(preprocess_all))
 
     async def predict_pixels(self, pixels: np.ndarray) -> list[Answer]:
         """(N, 28, 28) preprocessed images (0..1, white on black) through the batcher."""
@@ -236,9 +236,10 @@ class Engine:
     async def explain(self, data: bytes) -> tuple[Answer, Explanation]:
         """One image with what the model saw and where it looked (a backward pass, on a worker thread)."""
         predictor = self.predictor
-        return await self._decoding(predictor.explain_bytes, data)
+        return await self.off_loop(predictor.explain_bytes, data)
 
-    async def _decoding(self, work: Callable[..., T], *args: Any) -> T:
+    async def off_loop(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` on a decoding thread, awaited to its end (`run_to_completion`)."""
         return await run_to_completion(asyncio.get_running_loop().run_in_executor(self.decoders, work, *args))
 
     def close(self) -> None:

@@ -64,9 +64,17 @@ class InferRequest:
         return len(self.images) if self.images is not None else len(self.pixels)  # type: ignore[arg-type]
 
 
-def parse_infer(body: bytes, header_length: str | None, max_items: int) -> InferRequest:
+def json_values_bound(max_items: int) -> int:
+    """The most JSON values (a comma or an opening bracket or brace each) a request for at most
+    `max_items` images can need: `pixels` as nested lists of 28x28 numbers, and room for the rest."""
+    return max_items * (SIDE * SIDE + SIDE + 2) + 1024
+
+
+def parse_infer(body: bytes, header_length: str | None, max_items: int, max_image_bytes: int) -> InferRequest:
     """The request's JSON (the first `header_length` bytes when the binary extension is used) and
-    binary tensors; ProtocolError (400) for anything this model cannot take."""
+    binary tensors; ProtocolError (400) for anything this model cannot take, 413 for an image over
+    `max_image_bytes`. Nothing is materialised past what `max_items` images can hold: the JSON's
+    values are counted before it is parsed, and elements past the declared count are not read."""
     binary = b""
     if header_length is not None:
         try:
@@ -76,6 +84,12 @@ def parse_infer(body: bytes, header_length: str | None, max_items: int) -> Infer
         if not 0 < cut <= len(body):
             raise ProtocolError(f"Inference-Header-Content-Length {cut} does not fit a body of {len(body)} bytes")
         body, binary = body[:cut], body[cut:]
+    values = body.count(b",") + body.count(b"[") + body.count(b"{")
+    if values > json_values_bound(max_items):
+        raise ProtocolError(
+            f"the request's JSON has {values} commas, brackets and braces; {max_items} images need at most "
+            f"{json_values_bound(max_items)} (DIGITS_MAX_BATCH_FILES)"
+        )
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError as e:
@@ -91,18 +105,23 @@ def parse_infer(body: bytes, header_length: str | None, max_items: int) -> Infer
     name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise ProtocolError(f"input '{name}': shape must be a list of non-negative integers")
+    if shape and shape[0] > max_items:
+        raise ProtocolError(f"{shape[0]} images in one request; at most {max_items} (DIGITS_MAX_BATCH_FILES)")
     raw = _binary_part(tensor, binary)
     if name == "image":
         if datatype != "BYTES" or len(shape) != 1:
             raise ProtocolError("input 'image' must be BYTES with shape [N]")
-        images = _bytes_elements(raw) if raw is not None else _base64_elements(tensor.get("data"))
+        if raw is not None:
+            images = _bytes_elements(raw, shape[0], max_image_bytes)
+        else:
+            images = _base64_elements(tensor.get("data"), max_image_bytes)
         _check_count(len(images), shape[0], max_items)
         return InferRequest(_id(request), images, None, _outputs(request))
     if name == "pixels":
         if datatype != "FP32" or shape[1:] not in ([SIDE, SIDE], [1, SIDE, SIDE]):
             raise ProtocolError("input 'pixels' must be FP32 with shape [N, 28, 28] or [N, 1, 28, 28]")
-        pixels = _floats(raw, tensor.get("data"), math.prod(shape))
         _check_count(shape[0], shape[0], max_items)
+        pixels = _floats(raw, tensor.get("data"), math.prod(shape))
         pixels = pixels.reshape(shape[0], SIDE, SIDE)
         if not np.isfinite(pixels).all() or pixels.min(initial=0.0) < 0 or pixels.max(initial=0.0) > 1:
             raise ProtocolError("input 'pixels': values must be finite and within 0..1 (white ink on black)")
@@ -115,8 +134,18 @@ def _id(request: dict[str, Any]) -> str | None:
     return given if isinstance(given, str) else None
 
 
+def _parameters(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """An object's `parameters`: absent or null is none; anything but an object is a ProtocolError."""
+    params = entry.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ProtocolError(f"{where}: 'parameters' must be an object")
+    return params
+
+
 def _binary_part(tensor: dict[str, Any], binary: bytes) -> bytes | None:
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = _parameters(tensor, f"input '{tensor.get('name')}'").get("binary_data_size")
     if size is None:
         if "data" not in tensor:
             raise ProtocolError(f"input '{tensor.get('name')}' has neither data nor binary_data_size")
@@ -128,26 +157,40 @@ def _binary_part(tensor: dict[str, Any], binary: bytes) -> bytes | None:
     return binary[:size]
 
 
-def _bytes_elements(raw: bytes) -> list[bytes]:
-    """BYTES in the binary extension: each element a 4-byte little-endian length, then its bytes."""
-    out, at = [], 0
+def _too_large(index: int, size: int, limit: int) -> ProtocolError:
+    return ProtocolError(f"image {index}: {size} bytes, over the {limit}-byte limit (DIGITS_MAX_UPLOAD_BYTES)", 413)
+
+
+def _bytes_elements(raw: bytes, declared: int, max_bytes: int) -> list[bytes]:
+    """BYTES in the binary extension: each element a 4-byte little-endian length, then its bytes.
+    Nothing past the `declared` count is read."""
+    out: list[bytes] = []
+    at = 0
     while at < len(raw):
+        if len(out) == declared:
+            raise ProtocolError(f"more than {declared} elements for a declared shape of [{declared}]")
         if at + 4 > len(raw):
             raise ProtocolError("input 'image': binary BYTES data ends inside an element's length")
         (n,) = struct.unpack_from("<I", raw, at)
         if at + 4 + n > len(raw):
             raise ProtocolError("input 'image': binary BYTES data ends inside an element")
+        if n > max_bytes:
+            raise _too_large(len(out), n, max_bytes)
         out.append(raw[at + 4 : at + 4 + n])
         at += 4 + n
     return out
 
 
-def _base64_elements(data: object) -> list[bytes]:
+def _base64_elements(data: object, max_bytes: int) -> list[bytes]:
     """BYTES in JSON: strings, each an image base64-encoded (JSON holds text, not bytes)."""
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], list):
         data = data[0]
     if not isinstance(data, list) or not all(isinstance(d, str) for d in data):
         raise ProtocolError("input 'image': JSON data must be a list of base64 strings, one encoded image each")
+    for i, d in enumerate(data):
+        size = len(d) // 4 * 3 - d[-2:].count("=")  # the decoded size, before decoding
+        if size > max_bytes:
+            raise _too_large(i, size, max_bytes)
     try:
         return [base64.b64decode(d, validate=True) for d in data]
     except (binascii.Error, ValueError):
@@ -180,8 +223,7 @@ def _check_count(found: int, declared: int, max_items: int) -> None:
 
 
 def _outputs(request: dict[str, Any]) -> dict[str, bool]:
-    params = request.get("parameters") or {}
-    default = bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
+    default = bool(_parameters(request, "the request").get("binary_data_output", False))
     wanted = request.get("outputs")
     if wanted is None:
         return dict.fromkeys(OUTPUT_NAMES, default)
@@ -192,7 +234,7 @@ def _outputs(request: dict[str, Any]) -> dict[str, bool]:
         name = output.get("name")
         if name not in OUTPUT_NAMES:
             raise ProtocolError(f"unknown output '{name}': this model answers {', '.join(OUTPUT_NAMES)}")
-        binary = (output.get("parameters") or {}).get("binary_data", default)
+        binary = _parameters(output, f"output '{name}'").get("binary_data", default)
         chosen[name] = bool(binary)
     return chosen
 

@@ -230,6 +230,73 @@ def test_binary_pixels_that_are_not_finite_are_400(v2: TestClient) -> None:
     assert "finite" in r.json()["error"]
 
 
+def binary_request(head: dict[str, Any], blob: bytes) -> tuple[bytes, dict[str, str]]:
+    text = json.dumps(head).encode()
+    return text + blob, {"content-type": "application/octet-stream", "inference-header-content-length": str(len(text))}
+
+
+def test_json_with_more_values_than_the_images_need_is_refused_unparsed(v2: TestClient) -> None:
+    """Empty lists cost a Python object each: they are counted before the JSON is parsed."""
+    body = b'{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,28,28],"data":[' + b"[]," * 9999 + b"[]]}]}"
+    r = v2.post("/v2/models/digits/infer", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "the request's JSON has 20009 commas, brackets and braces; 8 images need at most 7536 "
+        "(DIGITS_MAX_BATCH_FILES)"
+    }
+
+
+def test_binary_elements_past_the_declared_count_are_not_read(v2: TestClient) -> None:
+    head = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "parameters": {"binary_data_size": 40}}]}
+    r = v2.post("/v2/models/digits/infer", content=binary_request(head, bytes(40))[0],
+                headers=binary_request(head, bytes(40))[1])  # fmt: skip
+    assert r.status_code == 400
+    assert r.json() == {"error": "more than 2 elements for a declared shape of [2]"}
+    head["inputs"][0]["shape"] = [9]  # over DIGITS_MAX_BATCH_FILES: refused before any element is read
+    content, headers = binary_request(head, bytes(40))
+    r = v2.post("/v2/models/digits/infer", content=content, headers=headers)
+    assert r.json() == {"error": "9 images in one request; at most 8 (DIGITS_MAX_BATCH_FILES)"}
+
+
+@pytest.mark.parametrize("parameters", [5, [1], "binary"])
+@pytest.mark.parametrize("where", ["request", "input", "output"])
+def test_parameters_that_are_not_an_object_are_400(v2: TestClient, where: str, parameters: Any) -> None:
+    request: dict[str, Any] = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 28, 28],
+                                           "data": [0.0] * 784}]}  # fmt: skip
+    if where == "request":
+        request["parameters"] = parameters
+    elif where == "input":
+        request["inputs"][0]["parameters"] = parameters
+    else:
+        request["outputs"] = [{"name": "digit", "parameters": parameters}]
+    status, answer = infer(v2, request)
+    assert status == 400
+    named = {"request": "the request", "input": "input 'pixels'", "output": "output 'digit'"}[where]
+    assert answer == {"error": f"{named}: 'parameters' must be an object"}
+
+
+def test_an_image_over_the_upload_limit_is_413_as_at_predict(pngs: list[bytes]) -> None:
+    big = encode(Image.effect_noise((100, 100), 64).convert("L"))
+    settings = Settings(torch_threads=1, max_upload_bytes=len(big) - 1)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        status, answer = infer(client, {"inputs": [image_input([pngs[0], big])]})
+        assert status == 413
+        assert answer == {
+            "error": f"image 1: {len(big)} bytes, over the {len(big) - 1}-byte limit (DIGITS_MAX_UPLOAD_BYTES)"
+        }
+        blob = struct.pack("<I", len(big)) + big
+        head = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                            "parameters": {"binary_data_size": len(blob)}}]}  # fmt: skip
+        content, headers = binary_request(head, blob)
+        r = client.post("/v2/models/digits/infer", content=content, headers=headers)
+        assert r.status_code == 413
+        assert r.json() == {
+            "error": f"image 0: {len(big)} bytes, over the {len(big) - 1}-byte limit (DIGITS_MAX_UPLOAD_BYTES)"
+        }
+        r = client.post("/predict", content=big, headers={"content-type": "image/png"})
+        assert r.status_code == 413
+
+
 # --- Triton's client against a real server -------------------------------------------------------
 
 

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 _ERROR = {"content": {"application/json": {"example": {"error": "unknown model 'mnist'; this server serves 'digits'"}}}}
 _EMPTY: dict[str, Any] = {"description": "Ready (empty body)"}
+#: Request bodies up to this size are parsed on the event loop (a thread's hand-over costs more).
+INLINE_BODY_BYTES = 64 * 1024
 _BYTES_EXAMPLE = "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAA..."
 
 
@@ -155,7 +157,10 @@ _INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     engine = _model(request, name, version)
     settings: Settings = request.app.state.settings
-    infer = parse_infer(await request.body(), request.headers.get(HEADER_LENGTH), settings.max_batch_files)
+    body = await request.body()
+    args = (body, request.headers.get(HEADER_LENGTH), settings.max_batch_files, settings.max_upload_bytes)
+    # a large body is parsed on a decoding thread: its JSON may take most of a second to parse
+    infer = parse_infer(*args) if len(body) <= INLINE_BODY_BYTES else await engine.off_loop(parse_infer, *args)
     try:
         if infer.images is not None:
             answers = await engine.predict_encoded(infer.images)
