@@ -18,7 +18,7 @@ from app.errors import install_error_handlers
 from app.fastpath import FastPredict
 from app.logs import configure_logging
 from app.metrics import Metrics
-from app.middleware import InFlight, RequestContext
+from app.middleware import HeadAsGet, InFlight, RequestContext
 from app.reload import chosen_checkpoint, listen_for_sighup
 from app.responses import JSONAnswer
 from app.routers import admin, health, info, number, page, predict, v2
@@ -132,12 +132,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # off without a token: it still answers, 404 with how to turn it on, but is not documented
     app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
     v2.install(app)
-    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    app.mount("/static", page.PageFiles(directory=page.STATIC_DIR), name="static")
     report = settings.checkpoint.parent / "report"  # what model.evaluate --plots drew for this checkpoint
     if report.is_dir():
         app.mount("/report", StaticFiles(directory=report), name="report")
     # innermost: inside CORS and the request context, so its answers get both like any route's
     app.add_middleware(FastPredict, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(HeadAsGet)  # outside the fast path and the routes, inside the request context
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -193,6 +193,28 @@ class RequestContext:
             self.deadlines.end(task)
 
 
+class HeadAsGet:
+    """HEAD answered wherever GET is: the request goes on as GET (a copy of the scope: the server
+    still knows it as HEAD) and the response keeps its status and headers but sends no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def _known_path(scope: Scope) -> str:
     """The path, for requests answered before routing (413 from Content-Length), if the API has it."""
     openapi = getattr(scope.get("app"), "openapi", None)

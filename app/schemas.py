@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class ErrorDetail(BaseModel):
@@ -87,6 +87,13 @@ class ReloadRequest(BaseModel):
         ".sha256 beside it; omitted: whatever file is at DIGITS_CHECKPOINT now",
         examples=["mnist_cnn_v2.pt"],
     )
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("checkpoint: a path cannot hold a NUL byte")
+        return value
 
 
 class ReloadResult(BaseModel):

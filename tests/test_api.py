@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import create_app
+from app.routers.page import CSP
 from app.settings import Settings
 from model.checkpoint import DEFAULT_CHECKPOINT, sha256_of
 from tests.helpers import draw_seven, encode, error, photo_like_jpeg, png_with_size
@@ -362,6 +363,32 @@ def test_page_and_its_files(real_client: TestClient) -> None:
     js = real_client.get("/static/app.js").text
     assert "http://" not in js
     assert "https://" not in js
+
+
+@pytest.mark.parametrize("path", ["/", "/static/index.html", "/static/app.js", "/static/app.css"])
+def test_the_pages_headers_on_every_path_that_serves_it(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200
+    assert r.headers["content-security-policy"] == CSP
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "path", ["/health/live", "/health/ready", "/model", "/metrics", "/v2", "/v2/health/live", "/v2/models/digits", "/"]
+)
+def test_head_is_answered_wherever_get_is(client: TestClient, path: str) -> None:
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers.get("content-type") == get.headers.get("content-type")
+    if "content-length" in get.headers and path != "/metrics":  # (the metrics change between the two)
+        assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_head_where_only_post_is_is_405(client: TestClient) -> None:
+    r = client.head("/predict")
+    assert (r.status_code, r.content, r.headers["allow"]) == (405, b"", "POST")
 
 
 def test_openapi_documents_explain_and_refuse(client: TestClient) -> None:

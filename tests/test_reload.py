@@ -194,10 +194,16 @@ def test_paths_outside_the_folder_are_refused(admin: TestClient, folder: Path, g
     assert (r.status_code, r.json()["error"]["code"]) == (403, "path_not_allowed")
 
 
-@pytest.mark.parametrize("body", [b"xx", b'{"checkpoint": 5}', b"[]", b"x" * 5000])
+@pytest.mark.parametrize("body", [b"xx", b'{"checkpoint": 5}', b"[]", b"x" * 5000, b'{"checkpoint": "a\\u0000.pt"}'])
 def test_a_malformed_request_is_422(admin: TestClient, body: bytes) -> None:
     r = admin.post("/admin/reload", content=body, headers={**AUTH, "content-type": "application/json"})
     assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request")
+
+
+def test_a_path_with_a_nul_byte_says_so(admin: TestClient) -> None:
+    r = admin.post("/admin/reload", json={"checkpoint": "a.pt\x00.sha256"}, headers=AUTH)
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == "Value error, checkpoint: a path cannot hold a NUL byte"
 
 
 def test_the_token_is_never_logged(

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 #: The page may talk to this service only: its own scripts, styles, images and API.
@@ -14,7 +17,20 @@ CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
+#: Sent with the page on every path that serves it (`/`, `/static/...`).
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+
 router = APIRouter(include_in_schema=False)
+
+
+class PageFiles(StaticFiles):
+    """The page's files (app/static) with the page's headers, so that `/static/index.html` is as
+    guarded as `/`."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(PAGE_HEADERS)
+        return response
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
@@ -22,5 +38,5 @@ async def page() -> FileResponse:
     """The drawing page."""
     return FileResponse(
         STATIC_DIR / "index.html",
-        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
+        headers={**PAGE_HEADERS, "Cache-Control": "no-cache"},
     )
