@@ -32,7 +32,7 @@ from app.batcher import Batcher
 from app.budget import MemoryBudget
 from app.predictor import Answer, Explanation, Predictor
 from app.settings import Settings
-from model.checkpoint import CheckpointError, LoadedModel, sha256_of
+from model.checkpoint import CheckpointError, LoadedModel, checkpoint_from_bytes, read_checkpoint
 from model.decode import open_image
 from model.errors import PreprocessError
 from model.number import NumberDigit, choose
@@ -157,14 +157,18 @@ class Engine:
         not loaded again (outcome "unchanged")."""
         async with self._reloading:
             old = self.predictor
-            try:
-                if await anyio.to_thread.run_sync(sha256_of, checkpoint) == old.model.sha256:
+            try:  # one read: the bytes hashed are the bytes loaded, whatever replaces the file meanwhile
+                data, digest = await anyio.to_thread.run_sync(read_checkpoint, checkpoint)
+                if digest == old.model.sha256:
                     done = Reloaded(old.version, old.version, checkpoint, changed=False)
                     self._report(done, "unchanged")
                     return done
-                new = await anyio.to_thread.run_sync(
-                    Predictor.load, checkpoint, old.max_pixels, old.on_inference, old.budget, old.refusal_rate
-                )
+
+                def prepare() -> Predictor:
+                    model = checkpoint_from_bytes(checkpoint, data, digest)
+                    return Predictor.warmed(model, old.max_pixels, old.on_inference, old.budget, old.refusal_rate)
+
+                new = await anyio.to_thread.run_sync(prepare)
             except OSError as e:
                 self._report(None, "failed")
                 raise CheckpointError(f"{checkpoint}: cannot read it ({e.strerror or e})") from None

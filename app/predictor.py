@@ -98,7 +98,20 @@ class Predictor:
     ) -> Predictor:
         """Load and verify the checkpoint (raises CheckpointError, also when it cannot refuse at
         `refusal_rate`), then warm up."""
-        predictor = cls(load_checkpoint(checkpoint), max_pixels, None, budget, refusal_rate)
+        return cls.warmed(load_checkpoint(checkpoint), max_pixels, on_inference, budget, refusal_rate)
+
+    @classmethod
+    def warmed(
+        cls,
+        model: LoadedModel,
+        max_pixels: int,
+        on_inference: Callable[[Sequence[Answer]], None] | None = None,
+        budget: MemoryBudget | None = None,
+        refusal_rate: float | None = None,
+    ) -> Predictor:
+        """A predictor of a loaded, verified model, warmed up (CheckpointError when the model
+        cannot refuse at `refusal_rate`)."""
+        predictor = cls(model, max_pixels, None, budget, refusal_rate)
         predictor.warm_up()
         predictor.on_inference = on_inference
         return predictor

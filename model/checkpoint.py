@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,9 @@ from model.refusal import Refusal, RefusalDataError
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "mnist_cnn.pt"
 REQUIRED_KEYS = ("format_version", "state_dict", "config", "preprocess", "metrics")
+#: The largest file read as a checkpoint (the tutorial network's is under 1 MB), and as its sidecar.
+MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024
+MAX_SIDECAR_BYTES = 4096
 
 
 class CheckpointError(Exception):
@@ -47,11 +52,25 @@ class LoadedModel:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return hashlib.sha256(read_regular_file(path, MAX_CHECKPOINT_BYTES)).hexdigest()
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, through one open file: a file replaced by rename meanwhile is read
+    whole, old or new, never half of each. Opened without blocking and checked before a byte is read:
+    a FIFO, a device or a folder is a CheckpointError, as is a file over `limit` bytes. OSError
+    (FileNotFoundError among them) when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(f"{path}: not a regular file")
+        if info.st_size > limit:
+            raise CheckpointError(f"{path}: {info.st_size} bytes, over the {limit}-byte limit")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise CheckpointError(f"{path}: over the {limit}-byte limit")
+    return data
 
 
 def sidecar(path: Path) -> Path:
@@ -79,31 +98,50 @@ def save_checkpoint(path: Path, net: Net, meta: dict[str, Any]) -> str:
 
 def _expected_sha256(path: Path) -> str:
     side = sidecar(path)
-    if not side.is_file():
-        raise CheckpointError(f"{path}: no SHA-256 file beside it ({side.name}); refusing an unverified checkpoint")
-    text = side.read_text().split()
+    try:
+        text = read_regular_file(side, MAX_SIDECAR_BYTES).decode("ascii", "replace").split()
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{path}: no SHA-256 file beside it ({side.name}); refusing an unverified checkpoint"
+        ) from None
     if not text or len(text[0]) != 64:
         raise CheckpointError(f"{side}: not a SHA-256 line ('<64 hex digits>  {path.name}')")
     return text[0].lower()
 
 
+def read_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[bytes, str]:
+    """A checkpoint file's bytes and their SHA-256, checked against its sidecar: the sidecar is
+    read first (a missing or malformed one is found before the checkpoint is read), then the file,
+    once; the bytes hashed are the bytes `checkpoint_from_bytes` loads. CheckpointError for a
+    missing, mismatched or odd file (not a regular file, too large); OSError if it cannot be read."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    expected = _expected_sha256(path) if verify else None
+    try:
+        data = read_regular_file(path, MAX_CHECKPOINT_BYTES)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint file not found") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if expected is not None and digest != expected:
+        raise CheckpointError(
+            f"{path}: SHA-256 is {digest[:12]}..., the recorded value is {expected[:12]}... "
+            "(file truncated, swapped or tampered with)"
+        )
+    return data, digest
+
+
 def load_checkpoint(path: str | Path, *, verify: bool = True) -> LoadedModel:
     """Verify the hash, load weights-only, rebuild `Net(NetConfig(**config))` and check the rest."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    digest = sha256_of(path)
-    if verify:
-        expected = _expected_sha256(path)
-        if digest != expected:
-            raise CheckpointError(
-                f"{path}: SHA-256 is {digest[:12]}..., the recorded value is {expected[:12]}... "
-                "(file truncated, swapped or tampered with)"
-            )
+    return checkpoint_from_bytes(Path(path), *read_checkpoint(path, verify=verify))
+
+
+def checkpoint_from_bytes(path: Path, data: bytes, digest: str) -> LoadedModel:
+    """The model in `data`, the bytes `read_checkpoint(path)` read and hashed as `digest`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about legacy formats before refusing them
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path}: refused by weights-only loading (it holds Python objects or code, not just tensors)"

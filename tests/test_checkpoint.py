@@ -1,9 +1,13 @@
+import os
 import pickle
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from model import checkpoint
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sha256_of, sidecar
 from model.network import Net, NetConfig
 
@@ -141,3 +145,73 @@ def test_swapped_checkpoint_fails_the_hash(saved: tuple[Path, Net], tmp_path: Pa
     path.write_bytes(other.read_bytes())  # a valid checkpoint, but not the one recorded beside it
     with pytest.raises(CheckpointError, match="truncated, swapped or tampered"):
         load_checkpoint(path)
+
+
+def test_a_file_swapped_by_rename_is_loaded_whole_under_its_own_hash(tmp_path: Path) -> None:
+    """A deploy tool replacing the file (and its sidecar) by rename, again and again, while it is
+    loaded: every load that succeeds holds the weights of the file whose hash it reports."""
+    weights = {}
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        digest = save_checkpoint(tmp_path / f"{seed}.pt", Net(NetConfig(fc_size=8)), {"metrics": {}})
+        weights[digest] = torch.load(tmp_path / f"{seed}.pt", weights_only=True)["state_dict"]["fc2.bias"]
+    target = tmp_path / "live.pt"
+    for suffix in ("", ".sha256"):
+        os.link(tmp_path / f"1.pt{suffix}", tmp_path / f"live.pt{suffix}")
+    stop = threading.Event()
+
+    def swap() -> None:
+        k = 0
+        while not stop.is_set():
+            k = 3 - k if k else 2
+            for suffix in ("", ".sha256"):
+                os.link(tmp_path / f"{k}.pt{suffix}", tmp_path / f"next{suffix}")
+                os.replace(tmp_path / f"next{suffix}", tmp_path / f"live.pt{suffix}")
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    loaded = refused = 0
+    deadline = time.monotonic() + 2.0
+    try:
+        while time.monotonic() < deadline:
+            try:
+                model = load_checkpoint(target)
+            except CheckpointError:  # the sidecar of one file, the other file: refused, never mixed
+                refused += 1
+                continue
+            loaded += 1
+            assert torch.equal(model.net.state_dict()["fc2.bias"], weights[model.sha256])
+    finally:
+        stop.set()
+        swapper.join()
+    assert loaded > 20
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path, saved: tuple[Path, Net]) -> None:
+    path, _ = saved
+    fifo = tmp_path / "fifo.pt"
+    os.mkfifo(fifo)
+    sidecar(fifo).write_text(sidecar(path).read_text())
+    with pytest.raises(CheckpointError, match=r"fifo\.pt: not a regular file"):
+        load_checkpoint(fifo)
+    sidecar(fifo).unlink()
+    with pytest.raises(CheckpointError, match=r"no SHA-256 file beside it"):  # the sidecar is looked for first
+        load_checkpoint(fifo)
+
+
+def test_the_sidecar_is_checked_before_the_file_is_read(
+    saved: tuple[Path, Net], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = saved
+    sidecar(path).write_text("not a hash\n")
+    read: list[Path] = []
+    original = checkpoint.read_regular_file
+
+    def recording(p: Path, limit: int) -> bytes:
+        read.append(p)
+        return original(p, limit)
+
+    monkeypatch.setattr(checkpoint, "read_regular_file", recording)
+    with pytest.raises(CheckpointError, match=r"not a SHA-256 line"):
+        load_checkpoint(path)
+    assert read == [sidecar(path)]

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -308,3 +309,20 @@ def test_sighup_reloads_a_single_worker(folder: Path) -> None:
     finally:
         server.proc.terminate()
         server.proc.wait(timeout=30)
+
+
+def test_a_fifo_named_in_a_reload_is_refused_at_once(admin: TestClient, folder: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: it is never opened. (Should it be, a writer
+    comes after 5 s, so that this test fails rather than hangs.)"""
+    os.mkfifo(folder / "fifo.pt")
+    shutil.copy(folder / "b.pt.sha256", folder / "fifo.pt.sha256")
+    opened = threading.Timer(5.0, lambda: os.close(os.open(folder / "fifo.pt", os.O_WRONLY | os.O_NONBLOCK)))
+    opened.start()
+    t0 = time.monotonic()
+    try:
+        r = admin.post("/admin/reload", json={"checkpoint": "fifo.pt"}, headers=AUTH)
+    finally:
+        opened.cancel()
+    assert time.monotonic() - t0 < 5.0
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == f"{folder / 'fifo.pt'}: not a regular file"
