@@ -29,6 +29,10 @@ BORDER_BAND, BORDER_SHARE = 0.1, 0.6
 #: the edge of a sheet or a table, cut away before the strokes are found: a digit written up to the
 #: sheet's edge would otherwise be one stroke with the table beyond it.
 EDGE_RUN = 0.8
+#: At most this many strokes are kept, those with the most strong ink: more is texture or noise,
+#: not writing, and grouping strokes costs time with their number (a 16-digit number written in
+#: pieces has a few hundred at most).
+MAX_PIECES = 512
 #: A component inside the image, at least INTERIOR_SHARE of the largest one reaching in from the
 #: border, is the digit and those reaching in are clutter (the slanted edge of a photographed sheet).
 INTERIOR_SHARE = 0.15
@@ -120,6 +124,10 @@ def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = S
         elif (candidates & ~along).any() and areas[candidates & ~along].max() >= enough:
             candidates = candidates & ~along
     wanted = candidates & (areas >= specks * areas[candidates].max())
+    if wanted.sum() > MAX_PIECES:  # the boldest MAX_PIECES, in component order
+        boldest = np.argsort(np.where(wanted, -areas, np.inf), kind="stable")[:MAX_PIECES]
+        wanted = np.zeros_like(wanted)
+        wanted[boldest] = True
     kept: np.ndarray = ink * imageops.dilate_cross(parts.mask(wanted))
     return Strokes(kept, parts, wanted, areas)
 
