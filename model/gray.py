@@ -10,6 +10,42 @@ from PIL import Image
 
 from model.errors import NoInk, UnsupportedImage
 
+#: 16-bit, 32-bit integer and floating-point modes: read on [0, 1] a strip at a time (`_wide_unit`).
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+#: Pixels in one strip of a wide image: a MB or two of float copies, whatever the image's size.
+STRIP_PIXELS = 1 << 18
+
+
+def _wide_unit(img: Image.Image, side: int) -> Image.Image:
+    """A 16-bit, 32-bit or floating-point image as an "F" image on [0, 1] (16-bit: of 65535; the
+    others: of their brightest pixel, at least 255), NaN and infinite pixels black; one over 4x
+    `side` averaged in blocks of k x k first, k as large as leaves 2x `side`. Read a strip of rows
+    at a time, so that no float copy of the whole upload is made beside the decoded pixels."""
+    width, height = img.size
+    k = max(1, max(width, height) // (2 * side))
+    rows = max(1, STRIP_PIXELS // max(width, 1) // k) * k  # whole blocks of k rows
+
+    def strip(top: int) -> np.ndarray:
+        part = img.crop((0, top, width, min(height, top + rows)))
+        arr = np.array(part.convert("I") if img.mode.startswith("I;16") else part, dtype=np.float32)
+        arr[~np.isfinite(arr)] = 0.0  # no level: black
+        return arr
+
+    tops = range(0, height, rows)
+    peak = 65535.0 if img.mode.startswith("I;16") else max(max(float(strip(t).max()) for t in tops), 255.0)
+    out = np.empty((-(-height // k), -(-width // k)), dtype=np.float32)
+    columns = np.arange(0, width, k)
+    for top in tops:
+        unit = strip(top)
+        unit /= np.float32(peak)
+        np.clip(unit, 0.0, 1.0, out=unit)
+        if k > 1:  # block means; the blocks at the right and bottom edges may be smaller
+            sums = np.add.reduceat(np.add.reduceat(unit, np.arange(0, len(unit), k), axis=0), columns, axis=1)
+            counts = np.outer(np.diff([*range(0, len(unit), k), len(unit)]), np.diff([*columns, width]))
+            unit = sums / counts
+        out[top // k : top // k + len(unit)] = unit
+    return Image.fromarray(out, mode="F")
+
 
 def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
@@ -42,15 +78,9 @@ def to_gray(img: Image.Image, side: int, blocks: bool = False) -> np.ndarray:
     Transparent pixels get the colour opposite to the strokes, so dark strokes on a transparent
     canvas land on white and light strokes on black; polarity is decided afterwards.
     """
-    wide = img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+    wide = img.mode in WIDE_MODES
     if wide:
-        arr = np.asarray(img.convert("I") if img.mode.startswith("I;16") else img, dtype=np.float32)
-        finite = np.isfinite(arr)
-        if not finite.all():  # a float image's NaN or infinite pixels carry no level: black
-            arr = np.where(finite, arr, np.float32(0))
-        peak = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 255.0)
-        gray = Image.fromarray(np.clip(arr / peak, 0.0, 1.0).astype(np.float32), mode="F")
-        alpha = None
+        gray, alpha = _wide_unit(img, side), None
     elif img.mode == "LAB":  # Pillow converts LAB to nothing else; L is its lightness
         gray, alpha = img.getchannel("L"), None
     elif img.mode == "RGBA":  # a canvas: the same pixels as through LA below, cheaper

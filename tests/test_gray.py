@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,3 +77,26 @@ def test_a_tiny_image_is_enlarged_by_a_whole_factor() -> None:
     tiny = np.random.default_rng(5).random((8, 6)).astype(np.float32)
     assert enlarge(tiny, 28, 64).shape == (64, 48)
     assert enlarge(np.zeros((28, 10), np.float32), 28, 64).shape == (28, 10)
+
+
+@pytest.mark.parametrize("mode", ["F", "I", "I;16"])
+def test_a_large_wide_image_is_read_without_a_float_copy_of_it(mode: str) -> None:
+    """A 2000x2000 float, 32-bit or 16-bit image is read a strip at a time: numpy never holds a
+    third of a float copy of it (the budget reserves the decoded pixels and little more), and it
+    reads as the same picture in 8 bits does."""
+    seven = draw_seven().resize((2000, 2000))
+    eight = np.asarray(seven)
+    scale, dtype = {"F": (1.0, np.float32), "I": (1.0, np.int32), "I;16": (257.0, np.uint16)}[mode]
+    wide = Image.fromarray((eight * scale).astype(dtype))
+    assert wide.mode == mode
+    tracemalloc.start()
+    try:
+        got = to_gray(wide, 256)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.3 * 4 * 2000 * 2000
+    assert got.shape == (256, 256)
+    diff = np.abs(got - to_gray(seven, 256))
+    assert diff.mean() < 0.5 / 255  # the same picture; along the strokes' edges, blocks of 3x3 first shift
+    assert diff.max() < 0.2  # a boundary by a fraction of a pixel
