@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_in_flight=settings.max_in_flight,
         timeout=settings.request_timeout,
         in_flight=in_flight,
+        large_bodies=settings.max_batch_bytes,  # one largest batch at a time, beside any single uploads
     )
     return app
 

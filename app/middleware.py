@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.budget import give_back_memory
 from app.errors import Overloaded, PayloadTooLarge, error_body
 from app.metrics import Metrics
 from app.responses import encode
@@ -43,10 +44,12 @@ UNLIMITED_PREFIXES = ("/health/", "/metrics")
 
 
 class InFlight:
-    """Requests in flight in one worker, past the back-pressure check (one event loop: no lock)."""
+    """Requests in flight in one worker, past the back-pressure check, and the bytes of large
+    bodies held (one event loop: no lock)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.large_bytes = 0
 
 
 class Deadlines:
@@ -99,6 +102,7 @@ class RequestContext:
         max_in_flight: int,
         timeout: float,
         in_flight: InFlight | None = None,
+        large_bodies: int | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -110,6 +114,13 @@ class RequestContext:
         self.deadlines = Deadlines(timeout)
         self.in_flight = in_flight or InFlight()  # shared with the batcher, which reads it
         self.overloaded = f"the service is at its limit of {max_in_flight} requests in flight; retry shortly"
+        # bodies over the default limit (batches, the inference protocol's) held at once, in bytes:
+        # each is held whole, and copied, until its answer is sent
+        self.large_bodies = large_bodies if large_bodies is not None else max(body_limits.values(), default=0)
+        self.large_refusal = (
+            f"the service holds {self.large_bodies} bytes of large request bodies at most, and has no room "
+            "for this one now; retry shortly"
+        )
 
     def body_limit(self, path: str) -> int:
         limit = self.body_limits.get(path)
@@ -132,9 +143,12 @@ class RequestContext:
             declared = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             declared = 0
+        exchange.hold = self._hold
         if declared > exchange.limit:  # refused before a byte of the body is read
             message = f"request body is over the {exchange.limit}-byte limit"
             await exchange.send_error(413, PayloadTooLarge.code, message)
+        elif limited and not self._hold(exchange, declared):  # no room for it: refused before it is read
+            await exchange.send_error(503, Overloaded.code, self.large_refusal, {b"retry-after": b"1"})
         else:
             if limited:
                 exchange.admit = self._admit
@@ -148,6 +162,10 @@ class RequestContext:
             finally:
                 if exchange.admitted:
                     self.in_flight.count -= 1
+        if exchange.held:
+            self.in_flight.large_bytes -= exchange.held
+            if self.in_flight.large_bytes == 0:  # the last large body gone: its freed pages back to the system
+                asyncio.get_running_loop().run_in_executor(None, give_back_memory)
         seconds = time.perf_counter() - t0
         route = getattr(scope.get("route"), "path", None) or _known_path(scope)
         self.metrics.observe_request(route, scope["method"], exchange.status, seconds)
@@ -160,6 +178,18 @@ class RequestContext:
             "latency_ms": round(seconds * 1000, 2),
         }
         log.info("request", extra={"fields": fields})
+
+    def _hold(self, exchange: _Exchange, size: int) -> bool:
+        """Count `size` bytes of a large body (over the default limit) as held, if there is room
+        under `large_bodies` beside the others; False when there is none."""
+        if size <= self.default_limit or size <= exchange.held:
+            return True
+        if self.in_flight.large_bytes - exchange.held + size > self.large_bodies:
+            exchange.refusal = self.large_refusal
+            return False
+        self.in_flight.large_bytes += size - exchange.held
+        exchange.held = size
+        return True
 
     def _admit(self, exchange: _Exchange) -> bool:
         """Count a request in flight once its body is in (a slow upload holds no place the finished
@@ -238,6 +268,8 @@ class _Exchange:
         self.admit: Callable[[_Exchange], bool] | None = None  # back-pressure, once the body is in
         self.admitted = False
         self.refusal = ""
+        self.hold: Callable[[_Exchange, int], bool] | None = None  # room for a large body, as it grows
+        self.held = 0  # the bytes of it counted
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -246,6 +278,8 @@ class _Exchange:
             self.body_done = not message.get("more_body", False)
             if self.received > self.limit:
                 raise PayloadTooLarge(f"request body is over the {self.limit}-byte limit")
+            if self.hold is not None and not self.hold(self, self.received):  # a body longer than announced
+                raise Overloaded(self.refusal, headers={"Retry-After": "1"})
             if self.body_done and self.admit is not None and not self.admitted and not self.admit(self):
                 raise Overloaded(self.refusal, headers={"Retry-After": "1"})
         elif message["type"] == "http.disconnect":

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
+from app.errors import ServiceError
 from app.main import create_app
-from app.middleware import Deadlines
+from app.metrics import Metrics
+from app.middleware import Deadlines, RequestContext
 from app.settings import Settings
 from tests.helpers import error, photo_like_jpeg
 
@@ -99,5 +103,64 @@ def test_deadlines_cancel_only_the_late_and_leave_other_cancellations_alone() ->
         with pytest.raises(asyncio.CancelledError):
             await other
         assert not deadlines._entries  # nothing left tracked
+
+    asyncio.run(run())
+
+
+def test_large_bodies_are_admitted_by_their_bytes() -> None:
+    """Bodies over the default limit count their bytes while their request lasts: one that does not
+    fit beside those already held is 503 `overloaded` before it is read, announced or not; small
+    ones are not counted; the room comes back when the request ends."""
+
+    async def run() -> None:
+        release = asyncio.Event()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                while (await receive()).get("more_body", False):
+                    pass
+            except ServiceError as e:  # as the app's error handlers answer it
+                await send({"type": "http.response.start", "status": e.status, "headers": []})
+                await send({"type": "http.response.body", "body": json.dumps({"error": {"code": e.code}}).encode()})
+                return
+            if scope["path"] == "/big/wait":
+                await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        context = RequestContext(app, Metrics(), {"/big/": 1000}, default_limit=100, max_in_flight=10, timeout=5,
+                                 large_bodies=1000)  # fmt: skip
+
+        async def request(path: str, size: int, announced: bool = True) -> tuple[int, bytes]:
+            sent: list[Message] = []
+            chunks = [{"type": "http.request", "body": b"x" * 50, "more_body": True} for _ in range(size // 50)]
+            chunks.append({"type": "http.request", "body": b"", "more_body": False})
+
+            async def receive() -> Message:
+                return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+            async def send(message: Message) -> None:
+                sent.append(message)
+
+            headers = [(b"content-length", str(size).encode())] if announced else []
+            scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
+            await context(scope, receive, send)
+            return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+        first = asyncio.create_task(request("/big/wait", 600))
+        await asyncio.sleep(0.01)
+        assert context.in_flight.large_bytes == 600
+        status, body = await request("/big/now", 600)
+        assert status == 503
+        assert json.loads(body)["error"]["code"] == "overloaded"
+        assert "large request bodies" in json.loads(body)["error"]["message"]
+        status, body = await request("/big/now", 600, announced=False)  # counted as it streams in
+        assert (status, json.loads(body)["error"]["code"]) == (503, "overloaded")
+        assert (await request("/big/now", 350))[0] == 200  # fits beside the first
+        assert (await request("/small", 100))[0] == 200  # not a large body: not counted
+        release.set()
+        assert (await first)[0] == 200
+        assert context.in_flight.large_bytes == 0
+        assert (await request("/big/now", 900))[0] == 200
 
     asyncio.run(run())
