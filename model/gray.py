@@ -47,6 +47,21 @@ def _wide_unit(img: Image.Image, side: int) -> Image.Image:
     return Image.fromarray(out, mode="F")
 
 
+#: A long, low image (a row of digits) is read with at least ROW_HEIGHT pixels on its shorter side,
+#: within side x side pixels in all (`row_side`): at `side` on its longer side, a row of 150 digits
+#: would be a band a few pixels high in which no digit can be told from the next.
+ROW_HEIGHT = 48
+
+
+def row_side(size: tuple[int, int], side: int) -> int:
+    """The longer side to read an image of `size` (width, height) at, for `side`: `side`, but for a
+    landscape image too long for ROW_HEIGHT rows at it, more, up to its own width and to side^2 pixels."""
+    width, height = size
+    if width <= side or width * ROW_HEIGHT <= side * height:
+        return side
+    return max(side, min(width, math.ceil(ROW_HEIGHT * width / height), int(side * math.sqrt(width / height))))
+
+
 def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
 

@@ -29,7 +29,7 @@ from model.contract import SIZE
 from model.decode import DEFAULT_MAX_PIXELS, Opened, open_image
 from model.errors import NoInk, TooManyDigits
 from model.geometry import Strokes, bbox, find_strokes, model_input, passes_through
-from model.gray import enlarge, to_gray, unblock
+from model.gray import enlarge, row_side, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map, on_table
 from model.level import level, slope
 from model.preprocess import ENLARGE_TO, WORK_SIDE, decoded
@@ -75,8 +75,9 @@ def preprocess_number_opened(opened: Opened, data: bytes) -> list[Slot]:
 
 def _slots(img: Image.Image) -> list[Slot]:
     width, height = img.size
-    gray = to_gray(img, NUMBER_SIDE)
-    if max(img.size) <= NUMBER_SIDE:
+    side = row_side(img.size, NUMBER_SIDE)  # a long row: its digits kept apart (and counted)
+    gray = to_gray(img, side)
+    if max(img.size) <= side:
         gray = unblock(gray)
     if img.size == (SIZE, SIZE):
         same = passes_through(gray)
@@ -84,7 +85,7 @@ def _slots(img: Image.Image) -> list[Slot]:
             return [Slot(NumberDigit(same, (0, 0, SIZE, SIZE)))]
     short, long = min(gray.shape), max(gray.shape)
     photo = max(img.size) > WORK_SIDE  # as `model.preprocess.mnistify` takes it
-    if short < ENLARGE_TO and long < NUMBER_SIDE:  # a few pixels a digit: analysed as the smooth shape they stand for
+    if short < ENLARGE_TO and long < side:  # a few pixels a digit: analysed as the smooth shape they stand for
         gray = enlarge(gray, long + 1, min(long * -(-ENLARGE_TO // short), NUMBER_SIDE))
     paper = border_level(gray)
     if paper is not None and photo and on_table(gray, paper):  # an even-toned table round the sheet

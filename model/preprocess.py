@@ -18,6 +18,7 @@ The recipe, each step in its own module:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -28,8 +29,9 @@ from PIL import Image
 
 from model.contract import SIZE, to_tensor
 from model.decode import DEFAULT_MAX_PIXELS, Opened, load, open_image
+from model.errors import NoInk
 from model.geometry import bbox, keep_digit, model_input, passes_through
-from model.gray import enlarge, shrink, to_gray, unblock
+from model.gray import enlarge, row_side, shrink, to_gray, unblock
 from model.ink import border_level, clean_ink_map, ink_map, on_table
 from model.segment import Box
 
@@ -90,6 +92,9 @@ def _from_image(img: Image.Image) -> Preprocessed:
         same = passes_through(np.asarray(img).astype(np.float32) / np.float32(255))
         if same is not None:
             return Preprocessed(image=same, fast_path=True)
+    side = row_side(img.size, WORK_SIDE)
+    if side > WORK_SIDE:  # a long row: several digits side by side are told apart at a height they show
+        _one_digit_in_row(to_gray(img, side))
     # an image up to the working size may be a few pixels enlarged by repeating them (`unblock`)
     small = max(img.size) <= WORK_SIDE
     if max(img.size) > ANALYSIS_SIDE:
@@ -106,6 +111,14 @@ def _from_image(img: Image.Image) -> Preprocessed:
     gray = to_gray(img, WORK_SIDE)
     image, fast = mnistify(unblock(gray) if small else gray, photo=not small)
     return Preprocessed(image=image, fast_path=fast)
+
+
+def _one_digit_in_row(row: np.ndarray) -> None:
+    """SeveralDigits when a long, low image read ROW_HEIGHT pixels high (`model.gray.row_side`) holds
+    digits side by side; else nothing: one stroke (a dash) or none is read as any image is."""
+    paper = border_level(row)
+    with contextlib.suppress(NoInk):
+        keep_digit(ink_map(row, True) if paper is None else clean_ink_map(row, paper), border_clutter=paper is None)
 
 
 def mnistify(gray: np.ndarray, photo: bool = False) -> tuple[np.ndarray, bool]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from tests.helpers import draw_seven, encode, multipart
 
@@ -151,6 +151,15 @@ def float_tiff(bad: float) -> bytes:
     arr = np.asarray(draw_seven(), dtype=np.float32)
     arr[0, 0] = bad
     return encode(Image.fromarray(arr, mode="F"), "TIFF")
+
+
+def digit_row(count: int) -> bytes:
+    """A printed row of `count` digits, black on white, in Pillow's own font (40 px high)."""
+    font = ImageFont.load_default(40)
+    text = "".join(str(d) for d in np.random.default_rng(count).integers(0, 10, count))
+    img = Image.new("L", (int(font.getlength(text)) + 40, 80), 255)
+    ImageDraw.Draw(img).text((20, 15), text, fill=0, font=font)
+    return encode(img)
 
 
 def lab_tiff() -> bytes:

@@ -23,6 +23,7 @@ from model.preprocess import preprocess
 from model.realnumbers import generate, make_handwritten
 from model.segment import Group, attach_faint, group_strokes, split_touching
 from tests.helpers import ROOT, draw_seven, encode
+from tests.hostile import digit_row
 
 FONT = fonts()[0]
 
@@ -318,3 +319,24 @@ def test_openapi_documents_the_endpoint(real_client: TestClient) -> None:
         "several_digits"
         in spec["paths"]["/predict"]["post"]["responses"]["422"]["content"]["application/json"]["examples"]
     )
+
+
+@pytest.mark.parametrize("count", [40, 150, 400])
+def test_a_long_printed_row_is_too_many_digits_at_number_and_several_at_predict(
+    real_client: TestClient, count: int
+) -> None:
+    """A row of 150 digits read at 512 pixels across is a band a few pixels high: it is read high
+    enough for its digits to stay apart, so they are counted, not read as one."""
+    row = digit_row(count)
+    r = real_client.post("/predict/number", content=row, headers={"content-type": "image/png"})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "too_many_digits")
+    found = int(r.json()["error"]["message"].split()[0])
+    assert found > MAX_DIGITS
+    r = real_client.post("/predict", content=row, headers={"content-type": "image/png"})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "several_digits")
+
+
+def test_a_long_dash_is_not_taken_for_a_row_of_digits() -> None:
+    img = Image.new("L", (2000, 60), 255)
+    ImageDraw.Draw(img).line([(10, 30), (1990, 30)], fill=0, width=6)
+    assert len(preprocess_number(encode(img))) == 1
