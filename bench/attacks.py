@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import os
 import resource
 import signal
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import children, free_port, memory_mb  # noqa: E402  (bench/bench.py, beside this script)
 from tests.helpers import draw_seven, encode, multipart  # noqa: E402
-from tests.hostile import float_tiff, jpeg_scan_bomb  # noqa: E402
+from tests.hostile import digit_row, float_tiff, jpeg_scan_bomb  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -52,10 +53,11 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def post(port: int, body: bytes, content_type: str, timeout: float = 60) -> int:
+def post(port: int, body: bytes, content_type: str, timeout: float = 60, path: str = "/predict",
+         headers: dict[str, str] | None = None) -> int:  # fmt: skip
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("POST", "/predict", body=body, headers={"content-type": content_type})
+        conn.request("POST", path, body=body, headers={"content-type": content_type, **(headers or {})})
         response = conn.getresponse()
         response.read()
         return response.status
@@ -93,14 +95,15 @@ class Normal(threading.Thread):
             t.join()
 
 
-def repeat(port: int, body: bytes, content_type: str, clients: int, seconds: float, statuses: Counter[int]) -> int:
-    """`clients` connections posting `body` again and again for `seconds`; the number sent."""
+def repeat(port: int, body: bytes, content_type: str, clients: int, seconds: float, statuses: Counter[int],
+           path: str = "/predict", headers: dict[str, str] | None = None) -> int:  # fmt: skip
+    """`clients` connections posting `body` to `path` again and again for `seconds`; the number sent."""
     deadline = time.monotonic() + seconds
     sent = [0]
 
     def client() -> None:
         while time.monotonic() < deadline:
-            statuses[post(port, body, content_type)] += 1
+            statuses[post(port, body, content_type, path=path, headers=headers)] += 1
             sent[0] += 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -151,6 +154,68 @@ def no_ink_jpeg(width: int, height: int) -> bytes:
 
 def transparent_png(side: int) -> bytes:
     return encode(Image.new("RGBA", (side, side), (0, 0, 0, 0)))
+
+
+def png(array: np.ndarray) -> bytes:
+    return encode(Image.fromarray(array))
+
+
+def round_three(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]], int]]]:
+    """The attacks of reliability round three: the inference protocol, batches, segmentation,
+    wide pixel formats, long rows of digits."""
+    n = (32 * 1024 * 1024 - 200) // 3
+    empty_lists = (b'{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,28,28],"data":['
+                   + b"[]," * n + b"[]]}]}")  # fmt: skip
+    m = 8_380_000
+    tensor = {"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 4 * m}}
+    head = json.dumps({"inputs": [tensor]}).encode()
+    empty_elements = head + bytes(4 * m)
+    rng = np.random.default_rng(0)
+    noise = png(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8))  # about 480 kB
+    batch, batch_type = multipart([("files", f"{i}.png", noise) for i in range(64)])
+    specks = np.full((300, 300), 255, np.uint8)
+    specks[::2, ::2] = 0
+    gradient = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (256, 1))
+    gradient[::3, ::3] = 0
+    specks512 = np.full((512, 512), 255, np.uint8)
+    specks512[::2, ::2] = 0
+    speck_batch, speck_type = multipart([("files", f"{i}.png", png(specks512)) for i in range(64)])
+    side = 5000
+    float_img = np.zeros((side, side), np.float32)
+    float_img[2000:3000, 2400:2600] = 255.0
+    wide = [encode(Image.fromarray(float_img, "F"), "TIFF", compression="tiff_adobe_deflate"),
+            encode(Image.fromarray(float_img.astype(np.int32)), "TIFF", compression="tiff_adobe_deflate"),
+            png((65535 - float_img * 257).astype(np.uint16))]  # fmt: skip
+    v2 = "/v2/models/digits/infer"
+
+    def batches(body: bytes, ctype: str, clients: int) -> Callable[[int, Counter[int]], int]:
+        return lambda port, st: repeat(port, body, ctype, clients, seconds, st, path="/predict/batch")
+
+    def each(bodies: list[tuple[bytes, str, str]], clients: int) -> Callable[[int, Counter[int]], int]:
+        def run(port: int, statuses: Counter[int]) -> int:
+            return sum(repeat(port, body, ctype, clients, seconds / len(bodies), statuses, path=path)
+                       for body, ctype, path in bodies)  # fmt: skip
+
+        return run
+
+    return [
+        ("/v2 JSON of 11 million empty lists (32 MiB), 4 clients",
+         lambda port, st: repeat(port, empty_lists, "application/json", 4, seconds, st, path=v2)),
+        ("/v2 binary of 8.4 million empty BYTES elements, 2 clients",
+         lambda port, st: repeat(port, empty_elements, "application/octet-stream", 2, seconds, st, path=v2,
+                                 headers={"inference-header-content-length": str(len(head))})),
+        ("8 concurrent /predict/batch of 64 x 480 kB PNGs (31 MB)", batches(batch, batch_type, 8)),
+        ("300x300 PNG of one-pixel specks at /predict/number, 6 clients",
+         lambda port, st: repeat(port, png(specks), "image/png", 6, seconds, st, path="/predict/number")),
+        ("256x256 gradient with dots at /predict, 6 clients",
+         lambda port, st: repeat(port, png(gradient), "image/png", 6, seconds, st)),
+        ("/predict/batch of 64 512x512 speck PNGs, 2 clients", batches(speck_batch, speck_type, 2)),
+        ("25-megapixel float TIFF, int32 TIFF, 16-bit PNG, 4 clients",
+         each([(w, t, "/predict") for w, t in zip(wide, ("image/tiff", "image/tiff", "image/png"), strict=True)], 4)),
+        ("printed rows of 40, 150 and 400 digits at /predict and /predict/number, 2 clients",
+         each([(digit_row(k), "image/png", path) for k in (40, 150, 400) for path in ("/predict", "/predict/number")],
+              2)),
+    ]  # fmt: skip
 
 
 def attacks(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]], int]]]:
@@ -209,7 +274,24 @@ def attacks(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]], int
         ("8 concurrent 5000x5000 transparent PNGs (114 kB)",
          lambda port, st: repeat(port, big_png, "image/png", 8, seconds, st)),
         ("float TIFF with NaN, LAB TIFF", lambda port, st: repeat(port, odd_tiffs, "image/tiff", 2, seconds, st)),
+        *round_three(seconds),
     ]  # fmt: skip
+
+
+def liveness(port: int, waits: list[float], done: threading.Event) -> None:
+    """GET /health/live every 50 ms, as a Kubernetes probe would: how long each answer took."""
+    while not done.is_set():
+        t0 = time.perf_counter()
+        conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        try:
+            conn.request("GET", "/health/live")
+            conn.getresponse().read()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        waits.append(time.perf_counter() - t0)
+        time.sleep(0.05)
 
 
 def sample(workers: list[int], rss: list[float], done: threading.Event, cgroup: Path | None,
@@ -219,6 +301,12 @@ def sample(workers: list[int], rss: list[float], done: threading.Event, cgroup: 
         if cgroup is not None:
             usage.append(working_set_mb(cgroup))
         time.sleep(0.2)
+
+
+def rss_after(workers: list[int], seconds: float) -> float:
+    """The largest worker RSS `seconds` after an attack, the service idle meanwhile."""
+    time.sleep(seconds)
+    return max(memory_mb(pid)["rss"] for pid in workers)
 
 
 def working_set_mb(usage_file: Path) -> float:
@@ -244,6 +332,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=8)
     p.add_argument("--only", default="", help="run only the attacks whose name contains this")
+    p.add_argument("--after", type=float, default=10, help="idle seconds before the RSS after each attack")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the service")
     p.add_argument("--log", type=Path, help="the service's log lines go here (with --env DIGITS_LOG_LEVEL=info)")
     p.add_argument("--container", help="attack this running container (docker compose up) instead, on --port")
@@ -278,8 +367,8 @@ def main() -> int:
 def run(args: argparse.Namespace, port: int, workers: list[int], cgroup: Path | None) -> int:
     digit = encode(Image.fromarray(np.asarray(draw_seven().resize((28, 28))), "L"))
     print("| attack | its requests answered | worker CPU per attack request | normal p50 / p99 | "
-          "normal failures | max worker RSS |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+          "normal failures | slowest /health/live | max worker RSS | RSS 10 s after |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for name, attack in attacks(args.seconds):
         if args.only not in name:
             continue
@@ -292,6 +381,9 @@ def run(args: argparse.Namespace, port: int, workers: list[int], cgroup: Path | 
         sampling = threading.Event()
         sampler = threading.Thread(target=sample, args=(workers, rss, sampling, cgroup, usage), daemon=True)
         sampler.start()
+        waits: list[float] = []
+        prober = threading.Thread(target=liveness, args=(port, waits, sampling), daemon=True)
+        prober.start()
         t0 = time.perf_counter()
         sent = attack(port, statuses)
         cpu = cpu_seconds(workers) - cpu0
@@ -299,14 +391,15 @@ def run(args: argparse.Namespace, port: int, workers: list[int], cgroup: Path | 
         normal.join()
         sampling.set()
         sampler.join()
+        prober.join()
         lat = sorted(normal.latencies)
         p50, p99 = (lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3) if lat else (0.0, 0.0)
         answered = ", ".join(f"{n} x {OUTCOMES.get(s, s)}" for s, n in sorted(statuses.items()))
         print(f"| {name} | {answered} | {cpu / max(sent, 1):.3f} s ({cpu:.1f} s / {sent}, "
               f"{time.perf_counter() - t0:.0f} s) | {p50:.1f} / {p99:.1f} ms ({len(lat)}) | "
-              f"{dict(normal.failures) or 0} | {max(rss):.0f} MB |"
+              f"{dict(normal.failures) or 0} | {max(waits) * 1e3:.0f} ms | {max(rss):.0f} MB | "
+              f"{rss_after(workers, args.after):.0f} MB |"
               + (f" container working set {max(usage):.0f} MB |" if usage else ""), flush=True)  # fmt: skip
-        time.sleep(1)
     return 0
 
 
