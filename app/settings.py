@@ -43,7 +43,12 @@ class Settings(BaseSettings):
         "an operating point the checkpoint holds (0.0005-0.05); 0: refusal off; default: 0.002",
     )
     max_upload_bytes: int = Field(5 * MiB, gt=0, description="largest image upload, in bytes")
-    max_batch_bytes: int = Field(32 * MiB, gt=0, description="largest /predict/batch request body, in bytes")
+    max_batch_bytes: int = Field(
+        32 * MiB,
+        gt=0,
+        description="largest /predict/batch or /v2 infer body, in bytes; also the most bytes of such large bodies "
+        "a worker holds at once",
+    )
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0, description="largest image, in pixels (width x height)")
     max_batch_files: int = Field(64, gt=0, le=1024, description="most images in one /predict/batch request")
     torch_threads: int = Field(0, ge=0, le=256, description="torch CPU threads per worker; 0: CPUs / workers")

@@ -160,12 +160,29 @@ def png(array: np.ndarray) -> bytes:
     return encode(Image.fromarray(array))
 
 
+def empty_lists() -> bytes:
+    """An inference-protocol request of 11 million empty lists: 32 MiB of JSON."""
+    n = (32 * 1024 * 1024 - 200) // 3
+    return b'{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,28,28],"data":[' + b"[]," * n + b"[]]}]}"
+
+
+def specks(side: int) -> bytes:
+    """A white PNG with a black pixel at every other row and column: side^2 / 4 components."""
+    img = np.full((side, side), 255, np.uint8)
+    img[::2, ::2] = 0
+    return png(img)
+
+
+def float_tiff_25mp() -> bytes:
+    """A 5000x5000 32-bit float TIFF (deflated: 156 kB) with a bar of ink."""
+    bar = np.zeros((5000, 5000), np.float32)
+    bar[2000:3000, 2400:2600] = 255.0
+    return encode(Image.fromarray(bar, "F"), "TIFF", compression="tiff_adobe_deflate")
+
+
 def round_three(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]], int]]]:
     """The attacks of reliability round three: the inference protocol, batches, segmentation,
     wide pixel formats, long rows of digits."""
-    n = (32 * 1024 * 1024 - 200) // 3
-    empty_lists = (b'{"inputs":[{"name":"pixels","datatype":"FP32","shape":[1,28,28],"data":['
-                   + b"[]," * n + b"[]]}]}")  # fmt: skip
     m = 8_380_000
     tensor = {"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 4 * m}}
     head = json.dumps({"inputs": [tensor]}).encode()
@@ -173,19 +190,14 @@ def round_three(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]],
     rng = np.random.default_rng(0)
     noise = png(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8))  # about 480 kB
     batch, batch_type = multipart([("files", f"{i}.png", noise) for i in range(64)])
-    specks = np.full((300, 300), 255, np.uint8)
-    specks[::2, ::2] = 0
     gradient = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (256, 1))
     gradient[::3, ::3] = 0
-    specks512 = np.full((512, 512), 255, np.uint8)
-    specks512[::2, ::2] = 0
-    speck_batch, speck_type = multipart([("files", f"{i}.png", png(specks512)) for i in range(64)])
-    side = 5000
-    float_img = np.zeros((side, side), np.float32)
-    float_img[2000:3000, 2400:2600] = 255.0
-    wide = [encode(Image.fromarray(float_img, "F"), "TIFF", compression="tiff_adobe_deflate"),
-            encode(Image.fromarray(float_img.astype(np.int32)), "TIFF", compression="tiff_adobe_deflate"),
-            png((65535 - float_img * 257).astype(np.uint16))]  # fmt: skip
+    speck_batch, speck_type = multipart([("files", f"{i}.png", specks(512)) for i in range(64)])
+    bar = np.zeros((5000, 5000), np.float32)
+    bar[2000:3000, 2400:2600] = 255.0
+    wide = [float_tiff_25mp(),
+            encode(Image.fromarray(bar.astype(np.int32)), "TIFF", compression="tiff_adobe_deflate"),
+            png((65535 - bar * 257).astype(np.uint16))]  # fmt: skip
     v2 = "/v2/models/digits/infer"
 
     def batches(body: bytes, ctype: str, clients: int) -> Callable[[int, Counter[int]], int]:
@@ -200,13 +212,13 @@ def round_three(seconds: float) -> list[tuple[str, Callable[[int, Counter[int]],
 
     return [
         ("/v2 JSON of 11 million empty lists (32 MiB), 4 clients",
-         lambda port, st: repeat(port, empty_lists, "application/json", 4, seconds, st, path=v2)),
+         lambda port, st: repeat(port, empty_lists(), "application/json", 4, seconds, st, path=v2)),
         ("/v2 binary of 8.4 million empty BYTES elements, 2 clients",
          lambda port, st: repeat(port, empty_elements, "application/octet-stream", 2, seconds, st, path=v2,
                                  headers={"inference-header-content-length": str(len(head))})),
         ("8 concurrent /predict/batch of 64 x 480 kB PNGs (31 MB)", batches(batch, batch_type, 8)),
         ("300x300 PNG of one-pixel specks at /predict/number, 6 clients",
-         lambda port, st: repeat(port, png(specks), "image/png", 6, seconds, st, path="/predict/number")),
+         lambda port, st: repeat(port, specks(300), "image/png", 6, seconds, st, path="/predict/number")),
         ("256x256 gradient with dots at /predict, 6 clients",
          lambda port, st: repeat(port, png(gradient), "image/png", 6, seconds, st)),
         ("/predict/batch of 64 512x512 speck PNGs, 2 clients", batches(speck_batch, speck_type, 2)),

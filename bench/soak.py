@@ -35,11 +35,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attacks import OUTCOMES, no_ink_jpeg, raw_sockets, transparent_png  # noqa: E402  (beside this script)
+from attacks import OUTCOMES, empty_lists, float_tiff_25mp, no_ink_jpeg, raw_sockets, specks, transparent_png  # noqa: E402  (beside this script)
 
 from bench import children, free_port, memory_mb  # noqa: E402  (bench/bench.py, beside this script)
 from tests.helpers import multipart  # noqa: E402
-from tests.hostile import corpus  # noqa: E402
+from tests.hostile import corpus, digit_row  # noqa: E402
 
 EXAMPLES = [("digit.png", "image/png", 7), ("photo.jpg", "image/jpeg", 2), ("canvas.png", "image/png", 4),
             ("printed.png", "image/png", 5)]  # fmt: skip
@@ -179,6 +179,14 @@ def main() -> int:
             threading.Thread(target=attacker, args=("5000x5000 transparent PNG", {422}, 1, one(big_png, "image/png"))),
             threading.Thread(target=attacker, args=("batch of 8 no-ink 2000x1500 JPEGs", {200}, 2,
                                                     one(batch, batch_type, "/predict/batch"))),
+            threading.Thread(target=attacker, args=("/v2 JSON of 11 million empty lists", {400, 503}, 2,
+                                                    one(empty_lists(), "application/json", "/v2/models/digits/infer"))),
+            threading.Thread(target=attacker, args=("300x300 specks at /predict/number", {422}, 1,
+                                                    one(specks(300), "image/png", "/predict/number"))),
+            threading.Thread(target=attacker, args=("row of 150 printed digits", {422}, 1,
+                                                    one(digit_row(150), "image/png", "/predict/number"))),
+            threading.Thread(target=attacker, args=("25-megapixel float TIFF", {200, 422}, 2,
+                                                    one(float_tiff_25mp(), "image/tiff"))),
         ]  # fmt: skip
     else:
         threads = []
