@@ -120,20 +120,34 @@ Rule = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def _merge(boxes: np.ndarray, members: list[list[int]], rule: Rule) -> tuple[np.ndarray, list[list[int]]]:
     """Groups joined, the nearest pair first (a piece too short to be a digit joins its nearest
-    neighbour), while `rule` says two are one digit. Every pair is weighed at once, in numpy."""
+    neighbour), while `rule` says two are one digit. Every pair is weighed once, in numpy; after a
+    join only the joined group's pairs are weighed again (the rules are symmetric, pairwise)."""
     boxes, members = boxes.copy(), list(members)
-    while len(boxes) > 1:
-        a, b = boxes[:, None, :], boxes[None, :, :]
-        joins = np.triu(rule(a, b), k=1)
-        if not joins.any():
-            break
+    n = len(boxes)
+    if n < 2:
+        return boxes, members
+    never = np.iinfo(np.int64).max
+    upper = np.triu(np.ones((n, n), dtype=bool), k=1)  # each pair once, as (i, j) with i < j
+
+    def gaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # the pair's gap where `rule` joins it, else never
         gap = np.maximum(a[..., 2], b[..., 2]) - np.minimum(a[..., 3], b[..., 3])
-        i, j = np.unravel_index(np.argmin(np.where(joins, gap, np.iinfo(np.int64).max)), joins.shape)
+        return np.where(rule(a, b), gap, never)
+
+    weighed = np.where(upper, gaps(boxes[:, None, :], boxes[None, :, :]), never)
+    alive = np.ones(n, dtype=bool)
+    while True:
+        i, j = np.unravel_index(np.argmin(weighed), weighed.shape)  # the first of the nearest, as before
+        if weighed[i, j] == never:
+            break
         boxes[i] = _union(boxes[i], boxes[j])
         members[i] = members[i] + members[j]
-        boxes = np.delete(boxes, j, axis=0)
-        del members[j]
-    return boxes, members
+        alive[j] = False
+        weighed[j, :] = weighed[:, j] = never
+        again = gaps(boxes[i][None, :], boxes)
+        again[~alive] = never
+        weighed[i, :] = np.where(upper[i], again, never)
+        weighed[:, i] = np.where(upper[:, i], again, never)
+    return boxes[alive], [m for m, a in zip(members, alive, strict=True) if a]
 
 
 def _measures(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:

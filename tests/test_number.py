@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw, ImageFont
 
+from model import segment
 from model.checkpoint import LoadedModel
 from model.data import MnistSplit
 from model.errors import SeveralDigits
@@ -340,3 +341,33 @@ def test_a_long_dash_is_not_taken_for_a_row_of_digits() -> None:
     img = Image.new("L", (2000, 60), 255)
     ImageDraw.Draw(img).line([(10, 30), (1990, 30)], fill=0, width=6)
     assert len(preprocess_number(encode(img))) == 1
+
+
+def _merge_all_pairs(boxes: np.ndarray, members: list[list[int]], rule: Any) -> tuple[np.ndarray, list[list[int]]]:
+    """The plain form of `model.segment._merge`: every pair weighed again after each join."""
+    boxes, members = boxes.copy(), list(members)
+    while len(boxes) > 1:
+        a, b = boxes[:, None, :], boxes[None, :, :]
+        joins = np.triu(rule(a, b), k=1)
+        if not joins.any():
+            break
+        gap = np.maximum(a[..., 2], b[..., 2]) - np.minimum(a[..., 3], b[..., 3])
+        i, j = np.unravel_index(np.argmin(np.where(joins, gap, np.iinfo(np.int64).max)), joins.shape)
+        boxes[i] = segment._union(boxes[i], boxes[j])
+        members[i] = members[i] + members[j]
+        boxes = np.delete(boxes, j, axis=0)
+        del members[j]
+    return boxes, members
+
+
+def test_groups_merge_as_when_every_pair_is_weighed_after_each_join() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 60))
+        r0, c0 = rng.integers(0, 100, n), rng.integers(0, 400, n)
+        boxes = np.stack([r0, r0 + rng.integers(1, 60, n), c0, c0 + rng.integers(1, 40, n)], axis=1)
+        for rule in (segment._same_digit, segment._touch, segment._beside):
+            got, members = segment._merge(boxes, [[i] for i in range(n)], rule)
+            want, want_members = _merge_all_pairs(boxes, [[i] for i in range(n)], rule)
+            assert np.array_equal(got, want)
+            assert members == want_members
