@@ -200,15 +200,12 @@ class Engine:
 
     async def predict_number(self, data: bytes) -> list[tuple[NumberDigit, Answer]]:
         """The digits of the number in one image, left to right, each with its box and answer: its
-        groups of strokes preprocessed (inline when small, else on a worker thread), then through
-        the batcher together, sharing forward passes with single requests (`model.number`)."""
+        groups of strokes preprocessed on a worker thread (segmentation costs up to tens of ms for a
+        small image full of specks: never on the event loop), then through the batcher together,
+        sharing forward passes with single requests (`model.number`)."""
         predictor = self.predictor
         opened = open_image(data, predictor.max_pixels)
-        width, height = opened.size
-        if width * height <= INLINE_PIXELS:
-            slots = predictor.preprocess_number(opened, data)
-        else:
-            slots = await self.off_loop(predictor.preprocess_number, opened, data)
+        slots = await self.off_loop(predictor.preprocess_number, opened, data)
         answers = await self.batcher.submit_many([image for slot in slots for image in slot.images])
         return choose(slots, answers)
 

@@ -70,6 +70,21 @@ def json_values_bound(max_items: int) -> int:
     return max_items * (SIDE * SIDE + SIDE + 2) + 1024
 
 
+def json_values(text: bytes) -> int:
+    """Commas, opening brackets and braces: at least the values JSON `text` holds, less one."""
+    return text.count(b",") + text.count(b"[") + text.count(b"{")
+
+
+def check_json_values(values: int, max_items: int) -> None:
+    """ProtocolError when a request's JSON holds more values (`json_values`) than `max_items`
+    images can need."""
+    if values > json_values_bound(max_items):
+        raise ProtocolError(
+            f"the request's JSON has {values} commas, brackets and braces; {max_items} images need at most "
+            f"{json_values_bound(max_items)} (DIGITS_MAX_BATCH_FILES)"
+        )
+
+
 def parse_infer(body: bytes, header_length: str | None, max_items: int, max_image_bytes: int) -> InferRequest:
     """The request's JSON (the first `header_length` bytes when the binary extension is used) and
     binary tensors; ProtocolError (400) for anything this model cannot take, 413 for an image over
@@ -84,12 +99,7 @@ def parse_infer(body: bytes, header_length: str | None, max_items: int, max_imag
         if not 0 < cut <= len(body):
             raise ProtocolError(f"Inference-Header-Content-Length {cut} does not fit a body of {len(body)} bytes")
         body, binary = body[:cut], body[cut:]
-    values = body.count(b",") + body.count(b"[") + body.count(b"{")
-    if values > json_values_bound(max_items):
-        raise ProtocolError(
-            f"the request's JSON has {values} commas, brackets and braces; {max_items} images need at most "
-            f"{json_values_bound(max_items)} (DIGITS_MAX_BATCH_FILES)"
-        )
+    check_json_values(json_values(body), max_items)
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError as e:

@@ -14,7 +14,15 @@ from starlette.types import ASGIApp
 
 from app.deps import ready_engine
 from app.engine import Engine, ImageUnreadable
-from app.inference_protocol import HEADER_LENGTH, ProtocolError, encode_answers, model_metadata, parse_infer
+from app.inference_protocol import (
+    HEADER_LENGTH,
+    ProtocolError,
+    check_json_values,
+    encode_answers,
+    json_values,
+    model_metadata,
+    parse_infer,
+)
 from app.responses import JSONAnswer
 from app.settings import Settings
 
@@ -154,11 +162,27 @@ _INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _body(request: Request, header_length: str | None, max_items: int) -> bytes:
+    """The request body, its JSON's values counted as it arrives: a body holding more than
+    `max_items` images can need is refused (400) before the rest is read and joined."""
+    json_length = int(header_length) if header_length is not None and header_length.isdigit() else None
+    chunks: list[bytes] = []
+    seen = values = 0
+    async for chunk in request.stream():
+        text = chunk if json_length is None else chunk[: max(0, json_length - seen)]
+        values += json_values(text)
+        check_json_values(values, max_items)
+        seen += len(chunk)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     engine = _model(request, name, version)
     settings: Settings = request.app.state.settings
-    body = await request.body()
-    args = (body, request.headers.get(HEADER_LENGTH), settings.max_batch_files, settings.max_upload_bytes)
+    header_length = request.headers.get(HEADER_LENGTH)
+    body = await _body(request, header_length, settings.max_batch_files)
+    args = (body, header_length, settings.max_batch_files, settings.max_upload_bytes)
     # a large body is parsed on a decoding thread: its JSON may take most of a second to parse
     infer = parse_infer(*args) if len(body) <= INLINE_BODY_BYTES else await engine.off_loop(parse_infer, *args)
     try:
