@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from app.engine import run_to_completion
 from app.main import create_app
 from app.settings import Settings
+from tests.helpers import draw_seven, encode
 
 
 def test_a_lone_request_runs_its_forward_pass_on_the_event_loop(
@@ -62,3 +63,22 @@ def test_work_on_a_thread_keeps_its_place_until_it_ends_even_when_the_request_gi
         return held_while_running, limiter.borrowed_tokens
 
     assert asyncio.run(scenario()) == (1, 0)
+
+
+def test_a_number_is_segmented_on_a_decoding_thread_however_small(client: TestClient) -> None:
+    """Segmentation of a small image full of specks costs tens of ms: never on the event loop."""
+    predictor = client.app.state.engine.predictor  # type: ignore[attr-defined]
+    threads: list[str] = []
+    original = predictor.preprocess_number
+
+    def recording(*args: object) -> object:
+        threads.append(threading.current_thread().name)
+        return original(*args)
+
+    predictor.preprocess_number = recording
+    r = client.post(
+        "/predict/number", content=encode(draw_seven().resize((60, 60))), headers={"content-type": "image/png"}
+    )
+    assert r.status_code in (200, 422)
+    assert len(threads) == 1
+    assert threads[0].startswith("digits-decode")
