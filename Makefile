@@ -44,8 +44,8 @@ k8s-check: install
 	$(BIN)/pytest -q tests/test_k8s.py
 
 # The shipped checkpoint's recipe from scratch (about 80 min on 2 cores): six teachers on one
-# validation split, then one network distilled from them (model/distill.py). The shipped file's
-# teachers were trained on earlier commits (bench/README.md, "Distillation"); the sixth, run C there,
+# validation split, then one network distilled from them (model/train/distill.py). The shipped file's
+# teachers were trained on earlier commits (bench/LOG.md, "Distillation"); the sixth, run C there,
 # left the noise kind out by an edit, here replaced by run A's recipe with another seed.
 TEACHERS ?= out/teachers
 ELASTIC := --elastic 1.0 --ema 0.999
@@ -63,12 +63,12 @@ evaluate: install
 	$(BIN)/python -m model.evaluate --data-dir $(MNIST) --plots model/weights/report
 
 realworld: install
-	$(BIN)/python -m model.realworld out/realworld --per-kind 100
+	$(BIN)/python -m model.synth.realworld out/realworld --per-kind 100
 	$(BIN)/python -m model.evaluate --images out/realworld
 
-# images with no digit (model/negatives.py): how many are refused, how many answered with confidence
+# images with no digit (model/synth/negatives.py): how many are refused, how many answered with confidence
 negatives: install
-	$(BIN)/python -m model.negatives out/negatives --per-kind 100
+	$(BIN)/python -m model.synth.negatives out/negatives --per-kind 100
 	$(BIN)/python -m model.evaluate --images out/negatives
 
 # The Docker build takes torch's CPU wheel from ./wheels when one is there (machines that reach no

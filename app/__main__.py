@@ -38,7 +38,7 @@ def main() -> int:
     # blocks of 8 MB and more (a large upload's pixels) mapped apart and given back when freed:
     # glibc's moving threshold would otherwise keep them in the heap, and the worker that large.
     # Fixing it fixes the trim threshold too, at 128 kB, and the heap is then given back and faulted
-    # in again on every request: that one is set as glibc's own would move it (bench/README.md,
+    # in again on every request: that one is set as glibc's own would move it (bench/LOG.md,
     # "How the last figures were reached")
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(8 * 1024 * 1024))
     os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(32 * 1024 * 1024))

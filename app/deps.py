@@ -1,7 +1,7 @@
 """Typed dependencies for the routers, and the one accessor of the app's engine.
 
 `async def` on purpose: FastAPI runs a plain `def` dependency on a worker thread, two thread hops
-a request (bench/README.md, "Async dependencies")."""
+a request (bench/LOG.md, "Async dependencies")."""
 
 from __future__ import annotations
 

@@ -33,13 +33,13 @@ from app.budget import MemoryBudget
 from app.predictor import Answer, Explanation, Predictor
 from app.settings import Settings
 from model.checkpoint import CheckpointError, LoadedModel, checkpoint_from_bytes, read_checkpoint
-from model.decode import open_image
-from model.errors import PreprocessError
-from model.number import NumberDigit, choose
-from model.preprocess import preprocess_opened
+from model.imaging.decode import open_image
+from model.imaging.errors import PreprocessError
+from model.imaging.number import NumberDigit, choose
+from model.imaging.preprocess import preprocess_opened
 
 #: Images up to this many pixels are preprocessed on the event loop: the drawing page's 280x280
-#: canvas fits (bench/README.md, "Inline preprocessing"); the loop is held a few ms at worst.
+#: canvas fits (bench/LOG.md, "Inline preprocessing"); the loop is held a few ms at worst.
 INLINE_PIXELS = 300 * 300
 
 T = TypeVar("T")
@@ -133,7 +133,7 @@ class Engine:
             settings.refusal_rate,
         )
         # a lone request's forward pass on the event loop: faster with one torch thread a worker,
-        # slower with more (bench/README.md, "Lone requests on the event loop")
+        # slower with more (bench/LOG.md, "Lone requests on the event loop")
         one_thread = settings.effective_torch_threads == 1
         return cls(
             predictor,
@@ -202,7 +202,7 @@ class Engine:
         """The digits of the number in one image, left to right, each with its box and answer: its
         groups of strokes preprocessed on a worker thread (segmentation costs up to tens of ms for a
         small image full of specks: never on the event loop), then through the batcher together,
-        sharing forward passes with single requests (`model.number`)."""
+        sharing forward passes with single requests (`model.imaging.number`)."""
         predictor = self.predictor
         opened = open_image(data, predictor.max_pixels)
         slots = await self.off_loop(predictor.preprocess_number, opened, data)

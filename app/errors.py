@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.responses import JSONAnswer
-from model.errors import (
+from model.imaging.errors import (
     ImageTooLarge,
     NoInk,
     NotADigit,

@@ -1,7 +1,7 @@
 """POST /predict without FastAPI's routing and dependency solving: its most common request,
 answered by the same pieces the route calls (`app.uploads`, the engine, `app.responses`).
 
-Routing and dependency solving cost several times a 28x28 upload's preprocessing (bench/README.md,
+Routing and dependency solving cost several times a 28x28 upload's preprocessing (bench/LOG.md,
 "The fast path"). This pure ASGI layer takes POST /predict with no query string once the model is
 ready; everything else (`?explain=true`, any other query, requests before the model is ready, every
 other route) goes on to FastAPI unchanged.
@@ -17,7 +17,7 @@ from app.deps import ready_engine
 from app.errors import ServiceError, error_body, mapped
 from app.responses import accepted, prediction_body, send_json
 from app.uploads import read_single
-from model.errors import PreprocessError
+from model.imaging.errors import PreprocessError
 
 PATH = "/predict"
 ROUTE = SimpleNamespace(path=PATH)  # what the router puts in the scope; metrics and logs read its path

@@ -49,7 +49,7 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     batch reaches FLUSH_BYTES or a record is a warning or worse, and at exit.
 
     Under load the access lines come thousands a second; one write each, into the pipe a container
-    runtime reads, cost the runtime a wake-up and a read per line on the same CPUs (bench/README.md,
+    runtime reads, cost the runtime a wake-up and a read per line on the same CPUs (bench/LOG.md,
     "Logs in the container"). A batch costs one."""
 
     FLUSH_SECONDS = 0.1

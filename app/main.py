@@ -48,7 +48,7 @@ def set_torch_threads(threads: int) -> None:
 def tune_gc() -> None:
     """Keep the cyclic garbage collector out of the tail latency: start-up leaves hundreds of
     thousands of long-lived objects (torch, FastAPI, the model) that every full collection walked;
-    frozen, they are skipped (bench/README.md, "GC freeze"). The thresholds stay at Python's
+    frozen, they are skipped (bench/LOG.md, "GC freeze"). The thresholds stay at Python's
     defaults, so cyclic garbage (tracebacks, Pillow images) is still collected."""
     gc.collect()
     gc.freeze()
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONAnswer,
         # off by default: the access line and /metrics are this service's telemetry, and the check
-        # for configured providers costs a worker's time on every request (bench/README.md, "Telemetry")
+        # for configured providers costs a worker's time on every request (bench/LOG.md, "Telemetry")
         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
     )
     app.state.settings = settings

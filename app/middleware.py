@@ -24,7 +24,7 @@ REQUEST_ID_HEADER = "x-request-id"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-_ID_PREFIX = os.urandom(4).hex()  # per process: cheaper than a uuid4 a request (bench/README.md, "Request ids")
+_ID_PREFIX = os.urandom(4).hex()  # per process: cheaper than a uuid4 a request (bench/LOG.md, "Request ids")
 _ID_COUNTER = itertools.count()
 
 
@@ -54,7 +54,7 @@ class InFlight:
 
 class Deadlines:
     """Request deadlines for one worker, enforced by one watchdog task rather than a timer a request
-    (asyncio.timeout's arming and disarming cost more: bench/README.md, "Deadlines").
+    (asyncio.timeout's arming and disarming cost more: bench/LOG.md, "Deadlines").
 
     A request costs a dict entry; while any are in flight, a watchdog wakes every `period` seconds
     and cancels the requests past their deadline, which therefore fire up to `period` late."""

@@ -15,12 +15,12 @@ from PIL import Image, ImageDraw
 from app.budget import MemoryBudget
 from model.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from model.contract import to_tensor
-from model.decode import Opened, open_image
-from model.errors import PreprocessError
 from model.explain import png_diverging, png_gray, saliency
+from model.imaging.decode import Opened, open_image
+from model.imaging.errors import PreprocessError
+from model.imaging.number import NUMBER_SIDE, Slot, preprocess_number_opened
+from model.imaging.preprocess import WORK_SIDE, Preprocessed, preprocess_opened
 from model.network import inference_forward
-from model.number import NUMBER_SIDE, Slot, preprocess_number_opened
-from model.preprocess import WORK_SIDE, Preprocessed, preprocess_opened
 from model.refusal import DEFAULT_RATE
 
 log = logging.getLogger("app.predictor")
@@ -30,7 +30,7 @@ log = logging.getLogger("app.predictor")
 SMALL_PIXELS = 300 * 300
 
 #: The most images in one forward pass: bounds the largest activation, and with it the heap a
-#: worker keeps, whatever the batch endpoint's file limit (bench/README.md, "Forward chunks").
+#: worker keeps, whatever the batch endpoint's file limit (bench/LOG.md, "Forward chunks").
 FORWARD_CHUNK = 32
 
 
@@ -157,7 +157,7 @@ class Predictor:
         return answers
 
     def preprocess(self, data: bytes) -> Preprocessed:
-        """`model.preprocess.preprocess` within this predictor's pixel cap and, for a large image,
+        """`model.imaging.preprocess.preprocess` within this predictor's pixel cap and, for a large image,
         within its memory budget (waiting for room)."""
         return self.preprocess_opened(open_image(data, self.max_pixels), data)
 
@@ -170,7 +170,7 @@ class Predictor:
             return preprocess_opened(opened, data)
 
     def preprocess_number(self, opened: Opened, data: bytes) -> list[Slot]:
-        """`model.number.preprocess_number` for an image whose header `open_image` has read, within
+        """`model.imaging.number.preprocess_number` for an image whose header `open_image` has read, within
         this predictor's memory budget as `preprocess_opened` is."""
         width, height = opened.size
         if self.budget is None or width * height <= SMALL_PIXELS:

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Send
 
 from app.predictor import Answer
-from model.errors import NotADigit
+from model.imaging.errors import NotADigit
 
 JSON = "application/json"
 

@@ -130,7 +130,7 @@ class ModelInfo(BaseModel):
     train_config: dict[str, Any]
     distilled_from: list[str] | None = Field(
         None,
-        description="SHA-256 of each network it was distilled from (train_config.teachers, model/distill.py); "
+        description="SHA-256 of each network it was distilled from (train_config.teachers, model/train/distill.py); "
         "null when it learnt from the labels alone",
     )
     preprocess: dict[str, Any]

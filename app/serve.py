@@ -2,7 +2,7 @@
 
 uvicorn's `--workers` shares one listening socket among its workers, and the worker that wakes
 first accepts every connection waiting: a burst of new connections lands on one worker and stays
-there while the other idles (bench/README.md, "A socket per worker"). With a socket per worker
+there while the other idles (bench/LOG.md, "A socket per worker"). With a socket per worker
 the kernel hashes each new connection to one of them.
 
 The supervisor imports no torch and not the app (only its logging; it stays small); it starts the

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.checkpoint import DEFAULT_CHECKPOINT
-from model.decode import DEFAULT_MAX_PIXELS
+from model.imaging.decode import DEFAULT_MAX_PIXELS
 
 ENV_PREFIX = "DIGITS_"
 MiB = 1024 * 1024
@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     def effective_torch_threads(self) -> int:
         """torch_threads, or the CPUs this process may use (cgroup quota included) shared among
         the worker processes; 1 when their number is unknown, the safe choice: every CPU beside
-        unseen siblings makes them fight, one thread alone costs little (bench/README.md,
+        unseen siblings makes them fight, one thread alone costs little (bench/LOG.md,
         "Start commands")."""
         if self.torch_threads:
             return self.torch_threads
@@ -167,7 +167,7 @@ def launcher_workers(pids: tuple[int, ...] | None = None) -> tuple[int, str] | N
     if none of them did.
 
     A worker of these servers is not told how many siblings it has, and each one that takes every
-    CPU for torch makes two workers on two cores fight (bench/README.md, "Start commands").
+    CPU for torch makes two workers on two cores fight (bench/LOG.md, "Start commands").
     """
     for pid in pids or (os.getppid(), os.getpid()):
         try:

@@ -2,7 +2,7 @@
 
 For each tree (OLD_TREE, a checkout of the other commit, and this one), in its own process from
 its own folder, one torch thread, the shipped checkpoint:
-- accuracy per kind over DIR's labelled images (`python -m model.realworld DIR` writes them), a
+- accuracy per kind over DIR's labelled images (`python -m model.synth.realworld DIR` writes them), a
   file refused with an error counted wrong;
 - MNIST test through the whole path: each of the 10,000 digits encoded as a 28x28 PNG and
   preprocessed as an upload is;
@@ -15,15 +15,13 @@ Prints one table (markdown) with both trees and the difference.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, in_tree
 
-#: Run inside each tree: only names both the old and the new layout have.
+#: Run inside each tree: only names both the old and the new layout have (model/ flat or in packages).
 MEASURE = r"""
 import collections, io, json, statistics, sys, time
 from pathlib import Path
@@ -33,7 +31,10 @@ torch.set_num_threads(1)
 from app.predictor import Predictor
 from model.checkpoint import DEFAULT_CHECKPOINT
 from model.data import load_split
-from model.preprocess import preprocess
+if Path("model/imaging").is_dir():
+    from model.imaging.preprocess import preprocess
+else:  # model/ before its packages
+    from model.preprocess import preprocess
 job = json.loads(sys.stdin.read())
 predictor = Predictor.load(DEFAULT_CHECKPOINT, 25_000_000)
 out = {"kinds": {}, "examples": {}}
@@ -74,16 +75,6 @@ print(json.dumps(out))
 """
 
 
-def measure(tree: Path, job: dict[str, Any]) -> dict[str, Any]:
-    run = subprocess.run(
-        [sys.executable, "-c", MEASURE], cwd=tree, input=json.dumps(job), capture_output=True, text=True, check=False
-    )
-    if run.returncode != 0:
-        raise SystemExit(f"{tree}: {run.stderr.strip()}")
-    result: dict[str, Any] = json.loads(run.stdout)
-    return result
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("old", type=Path)
@@ -95,9 +86,9 @@ def main() -> int:
     examples = sorted(str(f) for f in (ROOT / "examples").iterdir() if f.suffix in (".png", ".jpg"))
     trees = {"before": args.old.resolve(), "after": ROOT}
     base = {"images": images, "examples": examples, "repeats": args.repeats, "data_dir": args.data_dir}
-    results = {name: measure(tree, {**base, "accuracy": True}) for name, tree in trees.items()}
+    results = {name: in_tree(tree, MEASURE, {**base, "accuracy": True}) for name, tree in trees.items()}
     for name, tree in trees.items():  # a second turn each for the timings
-        again = measure(tree, {**base, "accuracy": False, "images": []})["examples"]
+        again = in_tree(tree, MEASURE, {**base, "accuracy": False, "images": []})["examples"]
         results[name]["examples"] = {k: min(v, again[k]) for k, v in results[name]["examples"].items()}
 
     def pct(pair: list[int]) -> float:

@@ -23,13 +23,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench import make_payloads  # noqa: E402  (bench/bench.py, beside this script)
+from harness import make_payloads  # noqa: E402  (bench/harness.py, beside this script)
 
 
 def stub(mode: str) -> None:
     from app.engine import Engine
     from app.predictor import Answer
-    from model.preprocess import preprocess
+    from model.imaging.preprocess import preprocess
 
     constant = Answer(digit=7, confidence=0.9, probabilities=[0.1] * 10, model_version="stub")
 

@@ -1,9 +1,9 @@
 """Accuracy and preprocessing time per kind of upload: `python bench/kinds.py DIR [--set NAME=VALUE ...]`.
 
-DIR holds labelled images as `python -m model.realworld DIR` writes them (`<label>_<kind>_<n>.<ext>`).
+DIR holds labelled images as `python -m model.synth.realworld DIR` writes them (`<label>_<kind>_<n>.<ext>`).
 For each kind (ink, canvas, photo, printed, framed) it prints the accuracy of the shipped checkpoint
-and the mean time of `model.preprocess.preprocess` (one thread, this process). `--set` overrides an
-integer constant of `model.preprocess` first (e.g. `--set ANALYSIS_SIDE=64 --set REFINE_BELOW=32`),
+and the mean time of `model.imaging.preprocess.preprocess` (one thread, this process). `--set` overrides an
+integer constant of `model.imaging.preprocess` first (e.g. `--set ANALYSIS_SIDE=64 --set REFINE_BELOW=32`),
 to price a change of the preprocessing against what it does to the answers before making it.
 """
 
@@ -28,16 +28,16 @@ def main() -> int:
     import torch
 
     from app.predictor import Predictor
-    from model import preprocess as pre
     from model.checkpoint import DEFAULT_CHECKPOINT
-    from model.decode import DEFAULT_MAX_PIXELS
-    from model.errors import PreprocessError
+    from model.imaging import preprocess as pre
+    from model.imaging.decode import DEFAULT_MAX_PIXELS
+    from model.imaging.errors import PreprocessError
 
     torch.set_num_threads(1)
     for item in args.set:
         name, value = item.split("=", 1)
         if not isinstance(getattr(pre, name, None), int):
-            p.error(f"{name} is not an integer constant of model.preprocess")
+            p.error(f"{name} is not an integer constant of model.imaging.preprocess")
         setattr(pre, name, int(value))
     predictor = Predictor.load(DEFAULT_CHECKPOINT, DEFAULT_MAX_PIXELS)
     right: collections.Counter[str] = collections.Counter()

@@ -4,7 +4,7 @@ One client, one request at a time (so it measures a request's own cost, not queu
 `image/*` body or multipart. Prints p50, p90, p99 and mean in milliseconds.
 
 `python bench/latency.py --numbers [--url BASE]`: the page's 840x280 canvas with one drawn digit
-and with a four-digit number (`model.strokes`, seeded), each sent to /predict/number (and the one
+and with a four-digit number (`model.synth.strokes`, seeded), each sent to /predict/number (and the one
 digit to /predict), in one run, with the four-digit number's time as a multiple of one digit's.
 """
 
@@ -69,7 +69,7 @@ def measure(conn: http.client.HTTPConnection, path: str, data: bytes, ctype: str
 
 
 def numbers(url: SplitResult, n: int) -> int:
-    from model.realnumbers import canvas_png as canvas
+    from model.synth.realnumbers import canvas_png as canvas
 
     base = url.path.removesuffix("/predict").removesuffix("/predict/number")
     conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80)

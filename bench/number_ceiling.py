@@ -2,7 +2,7 @@
 nothing: `python bench/number_ceiling.py [CHECKPOINT] [--data-dir D]`.
 
 Each digit is taken as read right when the checkpoint reads the MNIST test image itself right; a
-number (2-6 digits, as `model.realnumbers` draws its handwritten kind) is exact when all its digits
+number (2-6 digits, as `model.synth.realnumbers` draws its handwritten kind) is exact when all its digits
 are. 200,000 numbers, seeded: the ceiling on the handwritten kind's exact share.
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from model.data import load_split
-from model.evaluate import predict
-from model.realnumbers import LENGTHS
+from model.evaluate.digits import predict
+from model.synth.realnumbers import LENGTHS
 
 
 def main() -> int:

@@ -1,11 +1,11 @@
 """Where handwritten numbers are lost: `python bench/number_errors.py [CHECKPOINT] [--numbers N]
 [--seed S] [--data-dir D]`.
 
-Draws N numbers of 2-6 MNIST test digits as `model.realnumbers` draws its handwritten kind (number
+Draws N numbers of 2-6 MNIST test digits as `model.synth.realnumbers` draws its handwritten kind (number
 k from seed S + k), reads each as `/predict/number` does, and sorts every number not read exactly
 by the first reason: `count`, the digits were not found one for one (segmentation); `model`, a
 misread digit the checkpoint misreads as the MNIST image too (what `bench/number_ceiling.py`
-counts); `pen`, a misread digit whose pen stroke alone (`model.realworld._stroke_mask`, dark on
+counts); `pen`, a misread digit whose pen stroke alone (`model.synth.realworld._stroke_mask`, dark on
 white, through `/predict`'s preprocessing) is misread too: the drawing lost it (a faint loop under
 the pen's threshold); `page`, a digit misread only in the number (photographed, cut out).
 """
@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model import realnumbers
 from model.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint
 from model.data import load_split
-from model.errors import PreprocessError
-from model.evaluate import predict, probabilities
-from model.evaluate_numbers import read_number
-from model.preprocess import preprocess
-from model.realnumbers import LENGTHS, make_handwritten
-from model.realworld import _png, _stroke_mask
+from model.evaluate.digits import predict, probabilities
+from model.evaluate.numbers import read_number
+from model.imaging.errors import PreprocessError
+from model.imaging.preprocess import preprocess
+from model.synth import realnumbers
+from model.synth.realnumbers import LENGTHS, make_handwritten
+from model.synth.realworld import _png, _stroke_mask
 
 PENS: list[np.ndarray] = []
 

@@ -27,9 +27,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from starts import wait_ready  # bench/starts.py
 
-from bench import ROOT, free_port, make_payloads  # bench/bench.py, beside this script
+from harness import ROOT, free_port, make_payloads, wait_ready  # bench/harness.py, beside this script
 
 TOKEN = "bench-reload-token-0123456789"
 

@@ -1,6 +1,6 @@
 """Do two trees give the same answers, bit for bit? `python bench/same_answers.py OLD_TREE DIR [DIR ...]`
 
-For every image in the DIRs (`python -m model.realworld DIR` writes labelled ones; `examples/` is
+For every image in the DIRs (`python -m model.synth.realworld DIR` writes labelled ones; `examples/` is
 added), each tree, run in its own process from its own folder, preprocesses the bytes and runs the
 shipped checkpoint's forward pass one image at a time and in batches of 32. The 28x28 inputs, the
 probabilities (as float32 bytes) and the error codes and messages are compared. OLD_TREE is a
@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, in_tree
 
-#: Run inside each tree: only names both the old and the new layout have.
+#: Run inside each tree: only names both the old and the new layout have (model/ flat or in packages).
 DUMP = r"""
 import hashlib, json, sys
 from pathlib import Path
@@ -27,7 +27,10 @@ import numpy as np, torch
 torch.set_num_threads(1)
 from app.predictor import Predictor
 from model.checkpoint import DEFAULT_CHECKPOINT
-from model.preprocess import preprocess
+if Path("model/imaging").is_dir():
+    from model.imaging.preprocess import preprocess
+else:  # model/ before its packages
+    from model.preprocess import preprocess
 predictor = Predictor.load(DEFAULT_CHECKPOINT, 25_000_000)
 paths = json.loads(sys.stdin.read())
 out, images, slots = {}, [], []
@@ -56,16 +59,6 @@ print(json.dumps(out))
 """
 
 
-def dump(tree: Path, paths: list[str]) -> dict[str, dict[str, object]]:
-    run = subprocess.run(
-        [sys.executable, "-c", DUMP], cwd=tree, input=json.dumps(paths), capture_output=True, text=True, check=False
-    )
-    if run.returncode != 0:
-        raise SystemExit(f"{tree}: {run.stderr.strip()}")
-    result: dict[str, dict[str, object]] = json.loads(run.stdout)
-    return result
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("old", type=Path)
@@ -73,7 +66,7 @@ def main() -> int:
     args = p.parse_args()
     paths = sorted(str(f.resolve()) for d in [*args.dirs, ROOT / "examples"] for f in d.iterdir() if f.is_file())
     paths = [f for f in paths if not f.endswith(".py")]
-    old, new = dump(args.old.resolve(), paths), dump(ROOT, paths)
+    old, new = in_tree(args.old.resolve(), DUMP, paths), in_tree(ROOT, DUMP, paths)
     differ = 0
     for path in paths:
         if old[path] != new[path]:

@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from attacks import OUTCOMES, empty_lists, float_tiff_25mp, no_ink_jpeg, raw_sockets, specks, transparent_png  # noqa: E402  (beside this script)
+from clients import OUTCOMES, empty_lists, float_tiff_25mp, no_ink_jpeg, raw_sockets, specks, transparent_png  # noqa: E402  (bench/clients.py, beside this script)
+from harness import children, free_port, memory_mb  # noqa: E402  (bench/harness.py, beside this script)
 
-from bench import children, free_port, memory_mb  # noqa: E402  (bench/bench.py, beside this script)
 from tests.helpers import multipart  # noqa: E402
 from tests.hostile import corpus, digit_row  # noqa: E402
 

@@ -17,13 +17,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import ROOT, free_port, make_payloads, wrk  # bench/bench.py, beside this script
+from harness import ROOT, free_port, make_payloads, wait_ready, wrk  # bench/harness.py, beside this script
 
 #: The share of the best row of its group a start command must reach (issue 20).
 WITHIN = 0.85
@@ -62,20 +60,6 @@ def commands(cpus: int) -> list[Start]:
             True,
         ),
     ]
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes] | None, limit: float = 120.0) -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < limit:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    return time.perf_counter() - t0
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"not ready in {limit:.0f} s")
 
 
 def load(port: int, body: Path, ctype: str, seconds: float, log: Path) -> dict[str, float]:

@@ -4,7 +4,7 @@ digit.png  - MNIST test image 0 (a 7) as the 28x28 grayscale PNG MNIST itself is
 photo.jpg  - MNIST test image 1 (a 2) as a 400x300 phone-photo-like JPEG: dark ink on uneven paper
 canvas.png - MNIST test image 4 (a 4) drawn on a transparent 280x280 canvas (RGBA)
 printed.png - a typeset 5 (DejaVu Sans Bold, or Pillow's own font) on white
-number.png - the number 2026 drawn on the page's transparent 840x280 canvas (model.realnumbers)
+number.png - the number 2026 drawn on the page's transparent 840x280 canvas (model.synth.realnumbers)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.data import load_split
-from model.realnumbers import canvas_png
+from model.synth.realnumbers import canvas_png
 
 HERE = Path(__file__).resolve().parent
 

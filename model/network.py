@@ -69,7 +69,7 @@ def inference_forward(net: Net) -> Callable[[torch.Tensor], torch.Tensor]:
 
     The same layers on channels-last copies of the weights, called directly (no Module hooks), with
     `max_pool_2x2` for the pooling: outputs equal to `net`'s within float rounding (tests), in
-    markedly less time on one thread (bench/README.md, "Channels-last forward pass"). Not
+    markedly less time on one thread (bench/LOG.md, "Channels-last forward pass"). Not
     TorchScript: its oneDNN kernels ignore torch.set_num_threads, and workers then fight over cores.
     """
     own = copy.deepcopy(net).eval()

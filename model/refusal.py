@@ -1,7 +1,7 @@
 """Refusing what is not a digit: the rule a checkpoint carries, and how its thresholds are fitted.
 
 The network is the tutorial CNN, trained to spread its probability evenly over the ten digits
-when an image holds none (outlier exposure: images made by `model.negatives`). The refusal score
+when an image holds none (outlier exposure: images made by `model.synth.negatives`). The refusal score
 is the answer's stated confidence, its temperature-scaled softmax probability: below the threshold
 the service answers `not_a_digit`. The checkpoint holds a threshold for each of several operating
 points, each the share of held-out real digits the threshold turns away (`RATES`); the service picks

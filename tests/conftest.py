@@ -19,8 +19,8 @@ from app.main import create_app
 from app.settings import Settings
 from model.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint, save_checkpoint
 from model.data import MnistSplit, load_split
+from model.imaging.preprocess import preprocess
 from model.network import Net, NetConfig
-from model.preprocess import preprocess
 from tests.helpers import draw_seven, encode
 
 

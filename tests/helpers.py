@@ -25,7 +25,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from model.preprocess import Preprocessed
+from model.imaging.preprocess import Preprocessed
 
 ROOT = Path(__file__).resolve().parent.parent
 

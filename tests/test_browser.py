@@ -54,7 +54,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser: sync_api.Browser, server: Server) -> Iterator[tuple[sync_api.Page, list[str]]]:
     # bypass_csp: the page's CSP forbids eval, which Playwright's wait_for_function needs; the
-    # header itself is checked in tests/test_api.py, and every request is recorded below.
+    # header itself is checked in tests/app/test_api.py, and every request is recorded below.
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True, bypass_csp=True
     )
@@ -187,7 +187,7 @@ def test_keyboard_reaches_every_control(page: tuple[sync_api.Page, list[str]]) -
 def test_a_refusal_is_shown_plainly(browser: sync_api.Browser, tmp_path: Path) -> None:
     """A checkpoint that refuses everything (the untrained tiny network under high thresholds):
     whatever is drawn, the page says in plain words that it is not a digit, with no bars."""
-    from tests.test_refusal import STRICT, checkpoint_with
+    from tests.model.test_refusal import STRICT, checkpoint_with
 
     s = start({"DIGITS_CHECKPOINT": str(checkpoint_with(tmp_path, STRICT))})
     context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)

@@ -12,8 +12,8 @@ from app.responses import JSONAnswer, accepted, prediction_body
 from app.routers.predict import COMMON_ERRORS, REFUSE_DOC, UNREADABLE, _errors, one_image
 from app.schemas import NUMBER_EXAMPLE, NumberPrediction
 from app.uploads import read_single
-from model.errors import NotADigit
-from model.number import MAX_DIGITS
+from model.imaging.errors import NotADigit
+from model.imaging.number import MAX_DIGITS
 
 router = APIRouter(tags=["predict"])
 

@@ -18,7 +18,7 @@ from app.schemas import (
     error_example,
 )
 from app.uploads import read_batch, read_single
-from model.errors import PreprocessError
+from model.imaging.errors import PreprocessError
 
 #: ?refuse=, documented once for /predict and /predict/batch.
 REFUSE_DOC = (

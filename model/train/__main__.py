@@ -1,0 +1,3 @@
+from model.train.recipe import main
+
+raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""Train the CNN on MNIST and write a verified checkpoint: `python -m model.train --help`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from model.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from model.contract import to_tensor
+from model.data import DataError, load_split
+from model.network import Net, NetConfig
+from model.refusal import Refusal, fit_thresholds
+from model.train.augment import augment
+from model.train.distill import Teachers
+from model.train.outliers import degrade, negative_images, uniform_loss
+
+log = logging.getLogger("model.train")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 3e-3  # peak of the one-cycle schedule
+    weight_decay: float = 1e-4
+    seed: int = 0
+    split_seed: int | None = None  # draws the validation split apart from `seed` (teachers of one student)
+    augment: bool = True
+    val_size: int = 5000
+    limit: int | None = None  # train on this many images only (tests, smoke runs)
+    threads: int = 2
+    negatives: int = 0  # outlier exposure: images of each kind of model.synth.negatives; 0: none, no refusal data
+    negatives_seed: int = 100  # not 0, 1 or 11: those seeds make the images refusal is measured on
+    oe_weight: float = 0.5  # weight of the uniform loss on the negatives
+    negative_batch: int = 64  # negatives beside each batch of digits
+    degrade: float = 0.0  # share of digits made coarse or soft (model.train.outliers.degrade)
+    renders: int = 0  # upload-like renderings of training digits per kind (model.synth.renders); 0: none
+    render_batch: int = 32  # renderings beside each batch of digits
+    elastic: float = 0.0  # elastic distortion's spread in pixels (model.train.augment); 0: none
+    ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept; 0: none
+    teachers: tuple[str, ...] = ()  # checkpoints distilled from (model.train.distill); (): labels only
+    distill_weight: float = 0.5  # share of the loss on the teachers' soft targets
+    distill_temperature: float = 2.0
+
+
+@torch.inference_mode()
+def predict_logits(net: Net, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Logits for (N, 28, 28) images in [0, 1]."""
+    net.eval()
+    return torch.cat([net(to_tensor(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Exact fraction correct (a float32 mean would store 0.9952 as 0.99519998)."""
+    return int((logits.argmax(1) == labels).sum()) / max(len(labels), 1)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017) on held-out logits, so confidences are honest."""
+    logits = logits.clone()  # out of inference mode, so autograd can use it
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return log_t.exp().item()
+
+
+def split(n: int, cfg: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the validation and training images: drawn from the run's generator, or with
+    `split_seed` from one of their own, so that the teachers of a student (model.train.distill) never
+    train on the images it validates on."""
+    split_gen = gen if cfg.split_seed is None else torch.Generator().manual_seed(cfg.split_seed)
+    order = torch.randperm(n, generator=split_gen)
+    return order[: cfg.val_size], order[cfg.val_size :]
+
+
+def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[str, float]:
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    train_split = load_split("train", data_dir)
+    test_split = load_split("test", data_dir)
+    images = train_split.images.float() / 255  # (60000, 28, 28)
+    labels = train_split.labels
+    val_idx, train_idx = split(len(images), cfg, gen)
+    test_images = test_split.images.float() / 255
+    test_labels = test_split.labels
+    if cfg.limit:
+        train_idx = train_idx[: cfg.limit]
+        val_idx = val_idx[: max(cfg.limit // 4, 1)]
+        test_images, test_labels = test_images[: cfg.limit], test_labels[: cfg.limit]
+    x_train, y_train = images[train_idx], labels[train_idx]
+    x_val, y_val = images[val_idx], labels[val_idx]
+
+    negatives, weights = None, None
+    if cfg.negatives:
+        negatives, weights = negative_images(cfg.negatives, cfg.negatives_seed)
+    rendered = held_out = None
+    if cfg.renders:  # from the training split's digits; the validation split's make the held-out ones
+        from model.synth.renders import renders  # scipy, as model.synth.realworld needs: only here
+
+        rendered = renders(train_split.images[train_idx], y_train, cfg.renders, cfg.seed + 200)
+        held_out = renders(train_split.images[val_idx], y_val, max(cfg.renders // 5, 1), cfg.seed + 201)
+
+    teachers = Teachers(cfg.teachers, cfg.distill_temperature) if cfg.teachers else None
+    net = Net(NetConfig())
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    log.info("training on %d images, validating on %d, testing on %d", len(x_train), len(x_val), len(test_images))
+
+    averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    best_acc, best_epoch, best_state = -1.0, 0, net.state_dict()
+    started = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        net.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        total_loss = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch")
+        for step in bar:
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            xb = x_train[idx].unsqueeze(1)  # (B, 1, 28, 28)
+            if cfg.augment:
+                xb = augment(xb, gen, cfg.elastic)
+            if cfg.degrade:
+                xb = degrade(xb, gen, cfg.degrade)
+            yb = y_train[idx]
+            if rendered is not None:  # upload-like digits beside MNIST's own
+                pick = torch.randint(len(rendered[0]), (cfg.render_batch,), generator=gen)
+                xb, yb = torch.cat([xb, rendered[0][pick].unsqueeze(1)]), torch.cat([yb, rendered[1][pick]])
+            inputs = to_tensor(xb.squeeze(1))
+            if negatives is not None and weights is not None:  # outlier exposure: negatives in the same pass
+                pick = torch.multinomial(weights, cfg.negative_batch, replacement=True, generator=gen)
+                nb = augment(negatives[pick].unsqueeze(1), gen) if cfg.augment else negatives[pick].unsqueeze(1)
+                logits = net(torch.cat([inputs, to_tensor(nb.squeeze(1))]))
+            else:
+                logits = net(inputs)
+            loss = F.cross_entropy(logits[: len(yb)], yb)
+            if teachers is not None:  # and the teachers' soft targets for the same digits
+                w = cfg.distill_weight
+                loss = (1 - w) * loss + w * teachers.loss(logits[: len(yb)], teachers.targets(inputs))
+            if len(logits) > len(yb):  # the negatives towards an even spread
+                loss = loss + cfg.oe_weight * uniform_loss(logits[len(yb) :])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if averaged is not None:
+                averaged.update_parameters(net)
+            total_loss += loss.item() * len(idx)
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        # the weights validated and kept: the average's when there is one (a Net: no batch norm to refit)
+        kept: Net = net if averaged is None else averaged.module  # type: ignore[assignment]
+        val_acc = accuracy(predict_logits(kept, x_val), y_val)
+        log.info(
+            "epoch %d/%d: train loss %.4f, val accuracy %.4f, %.0f s",
+            epoch,
+            cfg.epochs,
+            total_loss / len(x_train),
+            val_acc,
+            time.perf_counter() - started,
+        )
+        if val_acc >= best_acc:  # ties go to the later epoch, trained at a lower rate
+            best_acc, best_epoch = val_acc, epoch
+            best_state = {k: v.clone() for k, v in kept.state_dict().items()}
+
+    net.load_state_dict(best_state)
+    val_logits, val_labels, fitted_on = (
+        predict_logits(net, x_val),
+        y_val,
+        f"{len(x_val)} held-out MNIST training digits (the validation split)",
+    )
+    if held_out is not None:  # temperature and thresholds fitted where uploads sit too
+        val_logits = torch.cat([val_logits, predict_logits(net, held_out[0])])
+        val_labels = torch.cat([val_labels, held_out[1]])
+        fitted_on += (
+            f" and {len(held_out[0])} upload-like renderings of them (model.synth.renders, seed {cfg.seed + 201})"
+        )
+    temperature = fit_temperature(val_logits, val_labels)
+    extra: dict[str, object] = {}
+    if negatives is not None:  # refusal thresholds on the stated confidence of the held-out digits
+        confidence = torch.softmax(val_logits / temperature, dim=1).amax(dim=1).numpy()
+        refusal = Refusal(
+            fit_thresholds(confidence),
+            fitted_on=fitted_on,
+            method=f"outlier exposure: {len(negatives)} images of model.synth.negatives (seed {cfg.negatives_seed}) "
+            f"trained towards an even spread (weight {cfg.oe_weight}); refused under the temperature-scaled "
+            "confidence threshold of the operating point",
+        )
+        extra["refusal"] = refusal.to_meta()
+    if teachers is not None:
+        extra["distilled_from"] = teachers.sha256
+    test_acc = accuracy(predict_logits(net, test_images), test_labels)
+    seconds = time.perf_counter() - started
+    metrics = {
+        "val_accuracy": best_acc,
+        "test_accuracy": test_acc,
+        "test_n": len(test_labels),
+        "temperature": temperature,
+        "best_epoch": best_epoch,
+        "train_seconds": round(seconds, 1),
+    }
+    digest = save_checkpoint(
+        output,
+        net,
+        {
+            "train_config": {**asdict(cfg), "teachers": [Path(t).name for t in cfg.teachers]},  # no local paths
+            "data_md5": {**train_split.md5, **test_split.md5},
+            "metrics": metrics,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "torch_version": str(torch.__version__),
+            **extra,
+        },
+    )
+    log.info(
+        "best epoch %d: val %.4f, test %.4f (n=%d), temperature %.3f, %.0f s; wrote %s (sha256 %s)",
+        best_epoch,
+        best_acc,
+        test_acc,
+        len(test_labels),
+        temperature,
+        seconds,
+        output,
+        digest[:12],
+    )
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m model.train", description="Train the MNIST CNN and write a checkpoint with its SHA-256."
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of the one-cycle schedule")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the validation split alone (default: --seed); teachers of one student share it",
+    )
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
+    p.add_argument("--val-size", type=int, default=d.val_size, help="training images held out to pick the epoch")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--limit", type=int, default=None, help="train on this many images only")
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=d.negatives,
+        help="outlier exposure: this many images of each kind of model.synth.negatives (refusal data)",
+    )
+    p.add_argument("--oe-weight", type=float, default=d.oe_weight)
+    p.add_argument("--degrade", type=float, default=d.degrade, help="share of digits made coarse or soft")
+    p.add_argument("--renders", type=int, default=d.renders, help="upload-like renderings of training digits per kind")
+    p.add_argument("--elastic", type=float, default=d.elastic, help="elastic distortion's spread in pixels; 0: none")
+    p.add_argument("--ema", type=float, default=d.ema, help="weight average decay (e.g. 0.999); 0: none")
+    p.add_argument("--teachers", nargs="+", default=[], help="checkpoints to distil from (model.train.distill)")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight, help="share of the loss on the teachers")
+    p.add_argument("--distill-temperature", type=float, default=d.distill_temperature)
+    p.add_argument("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
+    p.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
+    p.add_argument("--output", type=Path, default=DEFAULT_CHECKPOINT)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = TrainConfig(
+        epochs=1 if args.dry_run else args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        augment=args.augment,
+        val_size=args.val_size,
+        limit=512 if args.dry_run else args.limit,
+        threads=args.threads,
+        negatives=min(args.negatives, 20) if args.dry_run else args.negatives,
+        oe_weight=args.oe_weight,
+        degrade=args.degrade,
+        renders=min(args.renders, 10) if args.dry_run else args.renders,
+        elastic=args.elastic,
+        ema=args.ema,
+        teachers=tuple(args.teachers),
+        distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature,
+    )
+    try:
+        train(cfg, args.data_dir, args.output)
+    except DataError as e:
+        log.error("%s", e)
+        return 1
+    return 0
