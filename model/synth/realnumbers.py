@@ -12,7 +12,10 @@ digits, which may start with 0, are the label `model.evaluate --images` reads):
 - `drawn`: digits as pen strokes (`model.synth.strokes.DIGITS`: a 4 and a 5 in two strokes) on a
   transparent 840x280 canvas, as the page sends them;
 - `touching`: two handwritten digits moved together until their strokes touch (a stretch,
-  reported on its own).
+  reported on its own);
+- `fonts`: printed in typefaces never trained or tuned on (`model.synth.printed`'s held-out
+  families), 16-200 px high, letter spacing from loose to tight, PNG or JPEG;
+- `fonts-touching`: two digits of those faces set so close that they touch or overlap.
 
 Seeded; nothing downloaded. Needs scipy, as `model.synth.realworld` does.
 """
@@ -26,11 +29,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from model.synth import realworld
+from model.synth import printed, realworld
+from model.synth.cli import main as cli
 from model.synth.realworld import _jpeg, _png, _stroke_mask
 from model.synth.strokes import DIGITS, pen
 
-KINDS = ("handwritten", "printed", "drawn", "touching")
+KINDS = ("handwritten", "printed", "drawn", "touching", "fonts", "fonts-touching")
 #: Digits in a number (inclusive).
 LENGTHS = (2, 6)
 #: The page's canvas, and the drawn kind's.
@@ -171,11 +175,16 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
         digits, label = pick(2 if touch else int(rng.integers(LENGTHS[0], LENGTHS[1] + 1)))
         return label, make_handwritten(digits, rng, touch)
 
+    def unseen(number: str, spacing: tuple[float, float]) -> tuple[str, tuple[bytes, str]]:
+        return number, printed.printed(number, rng, True, spacing, 16)
+
     makers: dict[str, Callable[[], tuple[str, tuple[bytes, str]]]] = {
         "handwritten": lambda: handwritten(False),
         "printed": lambda: (n := random_number(), make_printed(n, rng, fonts)),
         "drawn": lambda: (n := random_number(), make_drawn(n, rng)),
         "touching": lambda: handwritten(True),
+        "fonts": lambda: unseen(random_number(), printed.LOOSE if rng.random() < 0.5 else printed.TIGHT),
+        "fonts-touching": lambda: unseen(random_number()[:2], printed.TOUCHING),
     }
     n = 0
     for kind, make in makers.items():
@@ -187,7 +196,8 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    return realworld.main(argv, generate, __doc__)
+    """`python -m model.synth.realnumbers OUT_DIR [--per-kind N] [--seed S] [--data-dir D]`."""
+    return cli(argv, generate, __doc__)
 
 
 if __name__ == "__main__":

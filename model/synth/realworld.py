@@ -1,6 +1,6 @@
 """Labelled upload-like images for evaluating the whole path: `python -m model.synth.realworld OUT_DIR`.
 
-Eleven kinds, each written as `<digit>_<kind>_<n>.<ext>` (the name pattern `model.evaluate --images`
+Twelve kinds, each written as `<digit>_<kind>_<n>.<ext>` (the name pattern `model.evaluate --images`
 reads labels from):
 
 - `ink`: dark pen on white paper, many sizes and positions, thin to thick strokes (PNG);
@@ -15,7 +15,9 @@ reads labels from):
 - `blurry`: out of focus, a Gaussian blur of sigma 1-4 px;
 - `thin-thick`: extremes of stroke width: hairlines and felt-tip strokes that nearly close loops;
 - `table`: a phone photo of a sheet lying askew on a table (wood grain, cloth or an even tone, any
-  shade), the sheet 20-90% of the frame, the digit anywhere on it, light falling off, JPEG.
+  shade), the sheet 20-90% of the frame, the digit anywhere on it, light falling off, JPEG;
+- `fonts`: printed in typefaces never trained or tuned on (`model.synth.printed`'s held-out
+  families), 16-200 px high, tinted paper, PNG or JPEG.
 
 Handwritten shapes come from the MNIST *test* set (never trained on); printed ones from fonts.
 Needs scipy (the `realworld` extra, part of `dev`), which the service itself does not install.
@@ -23,7 +25,6 @@ Needs scipy (the `realworld` extra, part of `dev`), which the service itself doe
 
 from __future__ import annotations
 
-import argparse
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +34,12 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
 
 from model.data import load_split
+from model.synth import printed
+from model.synth.cli import main as cli
 from model.synth.fonts import fonts as _fonts
 
-KINDS = ("ink", "canvas", "photo", "printed", "framed", "lowres8", "lowres16", "faint", "blurry", "thin-thick", "table")
+KINDS = ("ink", "canvas", "photo", "printed", "framed", "lowres8", "lowres16", "faint", "blurry", "thin-thick", "table",
+         "fonts")  # fmt: skip
 
 
 def _stroke_mask(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -294,6 +298,7 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
         "blurry": lambda i: make_blurry(images[i], rng),
         "thin-thick": lambda i: make_thin_thick(images[i], rng),
         "table": lambda i: make_table(images[i], rng),
+        "fonts": lambda i: printed.printed(str(labels[i]), rng, held_out=True, low=16),
     }
     for kind, make in makers.items():
         for k in range(per_kind):
@@ -303,17 +308,8 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0, data_dir: str | Path
     return len(makers) * per_kind
 
 
-def main(argv: list[str] | None = None, make: Callable[..., int] = generate, doc: str | None = __doc__) -> int:
-    """The command line of a generator of labelled images from MNIST's test set (this module's,
-    or `make` with its module's `doc`)."""
-    p = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
-    p.add_argument("out", type=Path)
-    p.add_argument("--per-kind", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None)
-    args = p.parse_args(argv)
-    print(f"wrote {make(args.out, args.per_kind, args.seed, args.data_dir)} images to {args.out}")
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, generate, __doc__)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from model.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.network import Net, NetConfig
 from model.refusal import Refusal, fit_thresholds
 from model.train.augment import augment
 from model.train.distill import Teachers
+from model.train.extras import extra_digits, with_printed_negatives
 from model.train.outliers import degrade, negative_images, uniform_loss
 
 log = logging.getLogger("model.train")
@@ -42,10 +43,13 @@ class TrainConfig:
     negatives: int = 0  # outlier exposure: images of each kind of model.synth.negatives; 0: none, no refusal data
     negatives_seed: int = 100  # not 0, 1 or 11: those seeds make the images refusal is measured on
     oe_weight: float = 0.5  # weight of the uniform loss on the negatives
+    refusal: bool = True  # with negatives: refusal thresholds written into the checkpoint (the service then refuses)
     negative_batch: int = 64  # negatives beside each batch of digits
     degrade: float = 0.0  # share of digits made coarse or soft (model.train.outliers.degrade)
     renders: int = 0  # upload-like renderings of training digits per kind (model.synth.renders); 0: none
-    render_batch: int = 32  # renderings beside each batch of digits
+    fonts: int = 0  # printed digits of each kind in the training font families (model.synth.printed); 0: none
+    render_batch: int = 32  # renderings and printed digits beside each batch of digits
+    finetune: str | None = None  # a checkpoint whose weights training starts from; None: fresh weights
     elastic: float = 0.0  # elastic distortion's spread in pixels (model.train.augment); 0: none
     ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept; 0: none
     teachers: tuple[str, ...] = ()  # checkpoints distilled from (model.train.distill); (): labels only
@@ -112,16 +116,17 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
 
     negatives, weights = None, None
     if cfg.negatives:
-        negatives, weights = negative_images(cfg.negatives, cfg.negatives_seed)
-    rendered = held_out = None
-    if cfg.renders:  # from the training split's digits; the validation split's make the held-out ones
-        from model.synth.renders import renders  # scipy, as model.synth.realworld needs: only here
+        negatives, weights = with_printed_negatives(cfg, *negative_images(cfg.negatives, cfg.negatives_seed))
+    rendered, held_out, held_out_are = extra_digits(cfg, train_split.images, labels, train_idx, val_idx)
 
-        rendered = renders(train_split.images[train_idx], y_train, cfg.renders, cfg.seed + 200)
-        held_out = renders(train_split.images[val_idx], y_val, max(cfg.renders // 5, 1), cfg.seed + 201)
-
+    # the epoch kept is the one that reads the validation split and the held-out extra digits best
+    x_sel, y_sel = x_val, y_val
+    if held_out is not None:
+        x_sel, y_sel = torch.cat([x_val, held_out[0]]), torch.cat([y_val, held_out[1]])
     teachers = Teachers(cfg.teachers, cfg.distill_temperature) if cfg.teachers else None
     net = Net(NetConfig())
+    if cfg.finetune:
+        net.load_state_dict(load_checkpoint(cfg.finetune).net.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
@@ -154,9 +159,9 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             else:
                 logits = net(inputs)
             loss = F.cross_entropy(logits[: len(yb)], yb)
-            if teachers is not None:  # and the teachers' soft targets for the same digits
-                w = cfg.distill_weight
-                loss = (1 - w) * loss + w * teachers.loss(logits[: len(yb)], teachers.targets(inputs))
+            if teachers is not None:  # and the teachers' soft targets for MNIST's digits (not the extra ones)
+                w, n = cfg.distill_weight, len(idx)
+                loss = (1 - w) * loss + w * teachers.loss(logits[:n], teachers.targets(inputs[:n]))
             if len(logits) > len(yb):  # the negatives towards an even spread
                 loss = loss + cfg.oe_weight * uniform_loss(logits[len(yb) :])
             opt.zero_grad(set_to_none=True)
@@ -169,7 +174,7 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         # the weights validated and kept: the average's when there is one (a Net: no batch norm to refit)
         kept: Net = net if averaged is None else averaged.module  # type: ignore[assignment]
-        val_acc = accuracy(predict_logits(kept, x_val), y_val)
+        val_acc = accuracy(predict_logits(kept, x_sel), y_sel)
         log.info(
             "epoch %d/%d: train loss %.4f, val accuracy %.4f, %.0f s",
             epoch,
@@ -191,12 +196,10 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
     if held_out is not None:  # temperature and thresholds fitted where uploads sit too
         val_logits = torch.cat([val_logits, predict_logits(net, held_out[0])])
         val_labels = torch.cat([val_labels, held_out[1]])
-        fitted_on += (
-            f" and {len(held_out[0])} upload-like renderings of them (model.synth.renders, seed {cfg.seed + 201})"
-        )
+        fitted_on += f" and {held_out_are}"
     temperature = fit_temperature(val_logits, val_labels)
     extra: dict[str, object] = {}
-    if negatives is not None:  # refusal thresholds on the stated confidence of the held-out digits
+    if negatives is not None and cfg.refusal:  # refusal thresholds on the held-out digits' stated confidence
         confidence = torch.softmax(val_logits / temperature, dim=1).amax(dim=1).numpy()
         refusal = Refusal(
             fit_thresholds(confidence),
@@ -211,7 +214,8 @@ def train(cfg: TrainConfig, data_dir: str | Path | None, output: Path) -> dict[s
     test_acc = accuracy(predict_logits(net, test_images), test_labels)
     seconds = time.perf_counter() - started
     metrics = {
-        "val_accuracy": best_acc,
+        "val_accuracy": accuracy(predict_logits(net, x_val), y_val),  # MNIST's validation split alone
+        **({"val_extra_accuracy": accuracy(predict_logits(net, held_out[0]), held_out[1])} if held_out else {}),
         "test_accuracy": test_acc,
         "test_n": len(test_labels),
         "temperature": temperature,
@@ -249,63 +253,41 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m model.train", description="Train the MNIST CNN and write a checkpoint with its SHA-256."
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of the one-cycle schedule")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        default=None,
-        help="seed of the validation split alone (default: --seed); teachers of one student share it",
-    )
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
-    p.add_argument("--val-size", type=int, default=d.val_size, help="training images held out to pick the epoch")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
-    p.add_argument("--limit", type=int, default=None, help="train on this many images only")
-    p.add_argument(
-        "--negatives",
-        type=int,
-        default=d.negatives,
-        help="outlier exposure: this many images of each kind of model.synth.negatives (refusal data)",
-    )
-    p.add_argument("--oe-weight", type=float, default=d.oe_weight)
-    p.add_argument("--degrade", type=float, default=d.degrade, help="share of digits made coarse or soft")
-    p.add_argument("--renders", type=int, default=d.renders, help="upload-like renderings of training digits per kind")
-    p.add_argument("--elastic", type=float, default=d.elastic, help="elastic distortion's spread in pixels; 0: none")
-    p.add_argument("--ema", type=float, default=d.ema, help="weight average decay (e.g. 0.999); 0: none")
-    p.add_argument("--teachers", nargs="+", default=[], help="checkpoints to distil from (model.train.distill)")
-    p.add_argument("--distill-weight", type=float, default=d.distill_weight, help="share of the loss on the teachers")
-    p.add_argument("--distill-temperature", type=float, default=d.distill_temperature)
-    p.add_argument("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
-    p.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
-    p.add_argument("--output", type=Path, default=DEFAULT_CHECKPOINT)
+    add = p.add_argument
+    add("--epochs", type=int, default=d.epochs)
+    add("--batch-size", type=int, default=d.batch_size)
+    add("--lr", type=float, default=d.lr, help="peak learning rate of the one-cycle schedule")
+    add("--weight-decay", type=float, default=d.weight_decay)
+    add("--seed", type=int, default=d.seed)
+    add("--split-seed", type=int, default=None, help="seed of the validation split alone (default: --seed)")
+    add("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
+    add("--val-size", type=int, default=d.val_size, help="training images held out to pick the epoch")
+    add("--threads", type=int, default=d.threads, help="torch CPU threads")
+    add("--limit", type=int, default=None, help="train on this many images only")
+    add("--negatives", type=int, default=d.negatives, help="images of each kind of model.synth.negatives (refusal)")
+    add("--oe-weight", type=float, default=d.oe_weight)
+    add("--refusal", action=argparse.BooleanOptionalAction, default=d.refusal, help="with --negatives: refusal data")
+    add("--degrade", type=float, default=d.degrade, help="share of digits made coarse or soft")
+    add("--renders", type=int, default=d.renders, help="upload-like renderings of training digits per kind")
+    add("--fonts", type=int, default=d.fonts, help="printed digits of each kind in the training font families")
+    add("--elastic", type=float, default=d.elastic, help="elastic distortion's spread in pixels; 0: none")
+    add("--ema", type=float, default=d.ema, help="weight average decay (e.g. 0.999); 0: none")
+    add("--teachers", nargs="+", default=[], help="checkpoints to distil from (model.train.distill)")
+    add("--distill-weight", type=float, default=d.distill_weight, help="share of the loss on the teachers")
+    add("--distill-temperature", type=float, default=d.distill_temperature)
+    add("--finetune", default=None, help="start from this checkpoint's weights instead of fresh ones")
+    add("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
+    add("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
+    add("--output", type=Path, default=DEFAULT_CHECKPOINT)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = TrainConfig(
-        epochs=1 if args.dry_run else args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        augment=args.augment,
-        val_size=args.val_size,
-        limit=512 if args.dry_run else args.limit,
-        threads=args.threads,
-        negatives=min(args.negatives, 20) if args.dry_run else args.negatives,
-        oe_weight=args.oe_weight,
-        degrade=args.degrade,
-        renders=min(args.renders, 10) if args.dry_run else args.renders,
-        elastic=args.elastic,
-        ema=args.ema,
-        teachers=tuple(args.teachers),
-        distill_weight=args.distill_weight,
-        distill_temperature=args.distill_temperature,
-    )
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values["teachers"] = tuple(args.teachers)
+    if args.dry_run:
+        values.update(epochs=1, limit=512, negatives=min(args.negatives, 20), renders=min(args.renders, 10),
+                      fonts=min(args.fonts, 10))  # fmt: skip
     try:
-        train(cfg, args.data_dir, args.output)
+        train(TrainConfig(**values), args.data_dir, args.output)
     except DataError as e:
         log.error("%s", e)
         return 1

@@ -26,7 +26,7 @@ from model.train.augment import augment
 from model.train.distill import Teachers
 from model.train.outliers import degrade
 from model.train.recipe import TrainConfig, split, train
-from tests.helpers import draw_seven, encode
+from tests.helpers import draw_seven, encode, need_fonts
 from tests.model.test_data import idx_images, idx_labels
 
 
@@ -134,7 +134,23 @@ def test_outlier_exposure_writes_refusal_data_the_service_reads(tiny_mnist: Path
     assert "upload-like renderings" in model.refusal.fitted_on  # thresholds fitted where uploads sit too
     assert sorted(model.refusal.thresholds) == list(RATES)
     assert 0 < model.refusal.threshold(0.002) < 1
-    assert load_checkpoint(DEFAULT_CHECKPOINT).refusal is None  # trained before refusal existed
+    assert load_checkpoint(DEFAULT_CHECKPOINT).refusal is None  # shipped without refusal data (--no-refusal)
+
+
+def test_fonts_and_a_finetune_train_on_printed_digits_and_pieces(tiny_mnist: Path, tmp_path: Path) -> None:
+    """--fonts adds printed digits (and, with negatives, printed pieces and touching digits to
+    refuse); --finetune starts from a checkpoint's weights; --no-refusal writes no thresholds."""
+    need_fonts(held_out=False)
+    start = TrainConfig(epochs=1, batch_size=64, val_size=100, threads=1)
+    train(start, tiny_mnist, tmp_path / "start.pt")
+    cfg = TrainConfig(epochs=1, batch_size=64, val_size=100, threads=1, negatives=2, negative_batch=8, fonts=3,
+                      refusal=False, finetune=str(tmp_path / "start.pt"), lr=1e-9)  # fmt: skip
+    train(cfg, tiny_mnist, tmp_path / "ft.pt")
+    before, after = load_checkpoint(tmp_path / "start.pt"), load_checkpoint(tmp_path / "ft.pt")
+    assert after.refusal is None
+    assert after.meta["train_config"]["fonts"] == 3
+    for a, b in zip(before.net.parameters(), after.net.parameters(), strict=True):  # a rate of 1e-9: the start's
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_degrade_touches_only_its_share() -> None:
@@ -206,6 +222,7 @@ def test_label_pattern() -> None:
 
 
 def test_realworld_writes_every_kind_labelled_and_readable(tmp_path: Path) -> None:
+    need_fonts(held_out=True)  # the `fonts` kind
     assert realworld.generate(tmp_path, per_kind=2, seed=3) == 2 * len(realworld.KINDS)
     files = sorted(tmp_path.iterdir())
     labels = [label_of(f) for f in files]
