@@ -194,6 +194,8 @@ class Engine:
         width, height = opened.size
         if width * height <= INLINE_PIXELS:
             pre = preprocess_opened(opened, data)
+            if pre.wide:  # perhaps digits that touch: the number path's look, off the event loop
+                pre = await self.off_loop(self.predictor.one_digit, pre, data)
         else:
             pre = await self.off_loop(self.predictor.preprocess_opened, opened, data)
         return await self.batcher.submit(pre.image)

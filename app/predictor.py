@@ -17,8 +17,8 @@ from model.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from model.contract import to_tensor
 from model.explain import png_diverging, png_gray, saliency
 from model.imaging.decode import Opened, open_image
-from model.imaging.errors import PreprocessError
-from model.imaging.number import NUMBER_SIDE, Slot, preprocess_number_opened
+from model.imaging.errors import PreprocessError, SeveralDigits
+from model.imaging.number import NUMBER_SIDE, Slot, choose, preprocess_number_opened
 from model.imaging.preprocess import WORK_SIDE, Preprocessed, preprocess_opened
 from model.network import inference_forward
 from model.refusal import DEFAULT_RATE
@@ -130,14 +130,14 @@ class Predictor:
         self.predict_tensors(torch.zeros(8, 1, 28, 28))
         log.info("warm-up done: a drawn 7 reads as %d (confidence %.3f)", answer.digit, answer.confidence)
 
-    def predict_images(self, images: Sequence[np.ndarray]) -> list[Answer]:
+    def predict_images(self, images: Sequence[np.ndarray], counted: bool = True) -> list[Answer]:
         """28x28 preprocessed images (white ink on black, in [0, 1]) -> answers, in one forward pass."""
-        return self.predict_tensors(to_tensor(np.stack(images)))
+        return self.predict_tensors(to_tensor(np.stack(images)), counted)
 
     @torch.inference_mode()
-    def predict_tensors(self, batch: torch.Tensor) -> list[Answer]:
+    def predict_tensors(self, batch: torch.Tensor, counted: bool = True) -> list[Answer]:
         """(N, 1, 28, 28) normalised inputs -> N answers, in order, in forward passes of at most
-        FORWARD_CHUNK images."""
+        FORWARD_CHUNK images; `counted`: answers given to a client (the metrics count them)."""
         if len(batch) > FORWARD_CHUNK:
             logits = torch.cat([self.net(part) for part in batch.split(FORWARD_CHUNK)])
         else:
@@ -152,7 +152,7 @@ class Predictor:
             answers = [
                 Answer(d, row[d], row, version, row[d] < below, below) for d, row in zip(digits, rows, strict=True)
             ]
-        if self.on_inference is not None:
+        if self.on_inference is not None and counted:
             self.on_inference(answers)
         return answers
 
@@ -165,9 +165,21 @@ class Predictor:
         """`preprocess` for an image whose header `open_image` has read."""
         width, height = opened.size
         if self.budget is None or width * height <= SMALL_PIXELS:
-            return preprocess_opened(opened, data)
+            return self.one_digit(preprocess_opened(opened, data), data)
         with self.budget.reserve(opened.decoded_bytes(WORK_SIDE)):
-            return preprocess_opened(opened, data)
+            pre = preprocess_opened(opened, data)
+        return self.one_digit(pre, data)
+
+    def one_digit(self, pre: Preprocessed, data: bytes) -> Preprocessed:
+        """`pre`, unless its digit is wide (`Preprocessed.wide`) and the number path reads it as
+        several digits that touch (printed ones, set close): then SeveralDigits, as for digits apart."""
+        if not pre.wide:
+            return pre
+        slots = self.preprocess_number(open_image(data, self.max_pixels), data)
+        found = len(choose(slots, self.predict_images([image for slot in slots for image in slot.images], False)))
+        if found > 1:
+            raise SeveralDigits(found)
+        return pre
 
     def preprocess_number(self, opened: Opened, data: bytes) -> list[Slot]:
         """`model.imaging.number.preprocess_number` for an image whose header `open_image` has read, within

@@ -27,10 +27,9 @@ from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, LoadedModel, l
 from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.evaluate.calibration import CONFIDENT, confident_wrong_share, expected_calibration_error
-from model.evaluate.numbers import evaluate_numbers, report_lines
+from model.evaluate.numbers import evaluate_numbers, one_digit, report_lines
 from model.evaluate.plots import draw_plots
 from model.imaging.errors import PreprocessError
-from model.imaging.preprocess import preprocess
 from model.refusal import DEFAULT_RATE
 
 LABEL_PATTERN = re.compile(r"^(?P<label>\d+|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
@@ -188,7 +187,7 @@ def evaluate_images(model: LoadedModel, folder: Path, rate: float | None = DEFAU
         labels.append(label)
         kinds.append(kind)
         try:
-            images[i] = preprocess(path.read_bytes()).image
+            images[i] = one_digit(model, path.read_bytes(), probabilities).image
             ok[i] = True
         except PreprocessError:
             pass

@@ -18,7 +18,7 @@ import numpy as np
 from model.checkpoint import LoadedModel
 from model.imaging.errors import PreprocessError, SeveralDigits
 from model.imaging.number import choose, preprocess_number
-from model.imaging.preprocess import preprocess
+from model.imaging.preprocess import Preprocessed, preprocess
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,17 @@ def read_number(model: LoadedModel, data: bytes, probabilities: Any) -> str | No
         return None
 
 
+def one_digit(model: LoadedModel, data: bytes, probabilities: Any) -> Preprocessed:
+    """What `/predict` reads of `data`: its preprocessing, and SeveralDigits where a wide digit is
+    read by the number path as several that touch (as `app.predictor.Predictor.one_digit` does)."""
+    pre = preprocess(data)
+    if pre.wide:
+        number = read_number(model, data, probabilities)
+        if number is not None and len(number) > 1:
+            raise SeveralDigits(len(number))
+    return pre
+
+
 def evaluate_numbers(model: LoadedModel, files: list[tuple[Path, str, str]], probabilities: Any) -> dict[str, Any]:
     """`files`: (path, number, kind). Returns {"all": row, "by_kind": {kind: row}}, rows as above,
     and the misread files' names with what was read (the first 20)."""
@@ -45,7 +56,7 @@ def evaluate_numbers(model: LoadedModel, files: list[tuple[Path, str, str]], pro
     for path, number, _ in files:
         data = path.read_bytes()
         try:
-            preprocess(data)
+            one_digit(model, data, probabilities)
             several = False
         except SeveralDigits:
             several = True

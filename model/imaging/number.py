@@ -10,13 +10,15 @@ to the digit they lie against, or make a faint digit of their own (`model.imagin
 all the ink in each digit's box but its neighbours' strokes (the faint ink
 between the pieces of a fine pen's line included, which the stroke thresholds leave out) becomes a
 28x28 input as a single digit's does (`model.imaging.geometry.model_input`). A group much wider than a
-digit is also cut where its columns hold the least ink (`model.imaging.segment.split_touching`); the model
-reads both, and the cut wins when every piece of it is read with more confidence than the whole
-(`choose`).
+digit may also be cut where its columns hold the least ink (`model.imaging.segment.cut_candidates`):
+the model reads the whole and every piece between two candidate cuts, and the pieces that cover the
+group win when the least confident of them is read with more confidence than the whole (`choose`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,13 +35,17 @@ from model.imaging.gray import enlarge, row_side, to_gray, unblock
 from model.imaging.ink import border_level, clean_ink_map, ink_map, on_table
 from model.imaging.level import level, slope
 from model.imaging.preprocess import ENLARGE_TO, WORK_SIDE, decoded
-from model.imaging.segment import Box, attach_faint, split_touching
+from model.imaging.segment import PIECE, Box, attach_faint, cut_candidates
 
 #: A number is looked for at this longer side: a dozen digits in a row still 30-odd pixels each.
 NUMBER_SIDE = 512
 #: A number's strokes with less than this share of the largest one's strong ink are specks (a
 #: single digit's: `model.imaging.geometry.SPECKS`); the rest too small to be digits are dropped by size.
 NUMBER_SPECKS = 0.02
+#: A group the model reads as one digit with at least this confidence is one digit, however it
+#: might be cut: a handwritten digit's halves can each look like a digit, while digits that touch,
+#: read whole, look like none (the network is trained to spread its answer on them).
+DOUBT = 0.5
 #: The most digits read in one number; more is TooManyDigits.
 MAX_DIGITS = 16
 
@@ -52,14 +58,17 @@ class NumberDigit:
 
 @dataclass(frozen=True)
 class Slot:
-    """One group of strokes: read whole, or (a group wide enough to be digits that touch) cut."""
+    """One group of strokes: read whole, or (a group wide enough to be digits that touch) as pieces
+    between its candidate cuts: bounds 0 (its left side) to `ends` (its right side), a piece from
+    bound a to bound b."""
 
     whole: NumberDigit
-    cut: tuple[NumberDigit, ...] = ()
+    pieces: tuple[tuple[int, int, NumberDigit], ...] = ()
+    ends: int = 1
 
     @property
     def images(self) -> list[np.ndarray]:
-        return [self.whole.image, *(d.image for d in self.cut)]
+        return [self.whole.image, *(d.image for _, _, d in self.pieces)]
 
 
 def preprocess_number(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Slot]:
@@ -132,12 +141,13 @@ def _slots(img: Image.Image) -> list[Slot]:
         own = np.zeros_like(ink)
         mine = owner[r0:r1, c0:c1]
         own[r0:r1, c0:c1] = np.where((mine == -1) | (mine == k), ink[r0:r1, c0:c1], 0)
-        pieces = split_touching(own, group.box)
-        try:
-            cut = tuple(digit(own, box) for box in pieces) if len(pieces) > 1 else ()
-        except NoInk:  # a piece with no ink of its own: no cut
-            cut = ()
-        slots.append(Slot(digit(own, group.box), cut))
+        bounds = [0, *cut_candidates(own, group.box), c1 - c0]
+        pieces = []
+        for a, b in itertools.combinations(range(len(bounds)), 2):
+            if (a, b) != (0, len(bounds) - 1) and PIECE[0] <= (bounds[b] - bounds[a]) / (r1 - r0) <= PIECE[1]:
+                with contextlib.suppress(NoInk):  # a piece with no ink of its own is no piece
+                    pieces.append((a, b, digit(own, (r0, r1, c0 + bounds[a], c0 + bounds[b]))))
+        slots.append(Slot(digit(own, group.box), tuple(pieces), len(bounds) - 1))
     if not slots:
         raise NoInk("no digit found")
     return slots
@@ -157,16 +167,25 @@ A = TypeVar("A", bound=Read)
 
 
 def choose(slots: Sequence[Slot], answers: Sequence[A]) -> list[tuple[NumberDigit, A]]:
-    """The digits of the number: each slot's whole group, or its cut when every piece of it is read
-    with more confidence than the whole. `answers` are the model's for the slots' `images`, in
-    order. TooManyDigits past MAX_DIGITS."""
+    """The digits of the number: each slot's whole group, or, when the whole is read with less than
+    DOUBT, the pieces that cover it side to side whose least confident is read with the most
+    confidence, if that is more than the whole's (fewer pieces at a tie). `answers` are the model's
+    for the slots' `images`, in order. TooManyDigits past MAX_DIGITS."""
     out: list[tuple[NumberDigit, A]] = []
     at = 0
     for slot in slots:
-        whole, pieces = answers[at], answers[at + 1 : at + 1 + len(slot.cut)]
-        at += 1 + len(slot.cut)
-        if pieces and min(p.confidence for p in pieces) > whole.confidence:
-            out.extend(zip(slot.cut, pieces, strict=True))
+        whole, read = answers[at], answers[at + 1 : at + 1 + len(slot.pieces)]
+        at += 1 + len(slot.pieces)
+        # best[b]: the reading from bound 0 to bound b whose least confident piece is most confident
+        best: dict[int, tuple[float, list[int]]] = {0: (math.inf, [])}
+        for k, (a, b, _) in sorted(enumerate(slot.pieces), key=lambda e: e[1][1]):
+            if a in best:
+                least, path = min(best[a][0], read[k].confidence), [*best[a][1], k]
+                if b not in best or (least, -len(path)) > (best[b][0], -len(best[b][1])):
+                    best[b] = (least, path)
+        least, path = best.get(slot.ends, (0.0, []))
+        if len(path) > 1 and least > whole.confidence and whole.confidence < DOUBT:
+            out.extend((slot.pieces[k][2], read[k]) for k in path)
         else:
             out.append((slot.whole, whole))
     if len(out) > MAX_DIGITS:

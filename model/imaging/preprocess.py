@@ -47,12 +47,22 @@ REFINE_BELOW = 64
 #: Images smaller than MNIST's own 28 pixels (a coarse scan, 8x8 digits) are enlarged to at least
 #: ENLARGE_TO before analysis.
 ENLARGE_TO = 64
+#: A digit wider than WIDE x its height may be digits that touch, printed side by side: whether it
+#: is one digit is for the model to say (`app.predictor.Predictor.one_digit`). Single handwritten
+#: digits are that wide now and then (3% of them), printed pairs nearly always (1.1-1.4x).
+WIDE = 1.05
 
 
 @dataclass(frozen=True)
 class Preprocessed:
     image: np.ndarray  # (28, 28) float32 in [0, 1], white ink on black: what the model sees
     fast_path: bool  # True when the input was already MNIST-like and passed through
+
+    @property
+    def wide(self) -> bool:
+        """The digit's ink is wider than WIDE x its height (in the model's input, which keeps it)."""
+        rows, cols = np.flatnonzero(self.image.max(1) > 0.1), np.flatnonzero(self.image.max(0) > 0.1)
+        return len(rows) > 0 and cols[-1] - cols[0] + 1 > WIDE * (rows[-1] - rows[0] + 1)
 
     @property
     def tensor(self) -> torch.Tensor:

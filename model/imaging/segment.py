@@ -13,14 +13,13 @@ underline, a minus sign) is dropped.
 A number's faint pieces (strokes too small to be kept, groups too short to be digits) join the digit
 they lie against, or together make a faint digit of their own (`attach_faint`).
 
-Digits that touch are one group, wider than a digit: `split_touching` cuts such a group where its
-columns hold the least ink, and the model decides whether the cut or the whole is read
+Digits that touch are one group, wider than a digit: `cut_candidates` finds where such a group
+may be cut (the columns holding least ink), and the model decides which pieces, if any, are read
 (`model.imaging.number`; `/predict` counts groups and never cuts).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,11 +41,14 @@ DIGIT_HEIGHT = 0.4
 #: So is a flat one (a 2 written wide) at least FLAT_HEIGHT of it high, DIGIT_HEIGHT of it wide and
 #: at most FLAT_ASPECT times as wide as high: a minus sign, an underline or a blot is not.
 FLAT_HEIGHT, FLAT_ASPECT = 0.25, 3.0
-#: A group wider than TOUCHING x its height may be digits that touch (some single digits are that
-#: wide too: the model decides, `model.imaging.number.choose`); each is taken to be about DIGIT_ASPECT x
-#: the height wide when deciding how many.
-TOUCHING = 1.2
+#: A group wider than CUTTABLE x its height may be digits that touch (printed ones side by side are
+#: as narrow as that; many single digits are as wide too: the model decides,
+#: `model.imaging.number.choose`); a cut lies at least EDGE x the height from either side, at most
+#: CANDIDATES of them are tried besides the even split into DIGIT_ASPECT-wide digits, and a piece
+#: is PIECE x the height wide at least and at most.
+CUTTABLE, EDGE, CANDIDATES = 0.75, 0.12, 6
 DIGIT_ASPECT = 0.7
+PIECE = (0.2, 1.25)
 #: A faint piece (a stroke too small to be kept on its own, or a group too short to be a digit)
 #: whose box is at most NEAR_ROWS of a digit's height above or below its box and NEAR_COLUMNS of it
 #: beside is part of that digit: the loop of a 9 in a fine pen, a photo's faded stroke.
@@ -264,23 +266,35 @@ def _nearest(digits: np.ndarray, heights: np.ndarray, box: np.ndarray, most: flo
     return None
 
 
-def split_touching(ink: np.ndarray, box: Box) -> list[Box]:
-    """A digit group's box, cut into the digits that touch in it: as many as its width holds at
-    DIGIT_ASPECT (one when it is no wider than TOUCHING x its height), each cut at the column of
-    least ink within a third of a digit's width of where an even cut would fall."""
+def cut_candidates(ink: np.ndarray, box: Box) -> list[int]:
+    """Where a group of strokes may be cut into digits that touch, as column offsets into its box,
+    left to right (none when it is no wider than CUTTABLE x its height): the columns holding the
+    least ink in their neighbourhood (a local minimum of the column sums, at least EDGE x the height
+    from either side, at most CANDIDATES of them, the thinnest first), and the cuts an even split
+    into DIGIT_ASPECT-wide digits would make, each moved to the thinnest column within a third of a
+    digit's width. The model decides which cut, if any, is read (`model.imaging.number.choose`)."""
     r0, r1, c0, c1 = box
     height, width = r1 - r0, c1 - c0
-    if width <= TOUCHING * height:
-        return [box]
-    count = max(2, round(width / (DIGIT_ASPECT * height)))
+    if width <= CUTTABLE * height:
+        return []
     columns = ink[r0:r1, c0:c1].sum(axis=0)
+    smooth = np.convolve(columns, np.ones(3) / 3, mode="same")
+    edge = max(1, round(EDGE * height))
+    inner = np.arange(edge, width - edge)
+    if not len(inner):
+        return []
+    left, right = smooth[inner - 1], smooth[np.minimum(inner + 1, width - 1)]
+    minima = inner[(smooth[inner] <= left) & (smooth[inner] <= right)]
+    found: list[int] = []
+    for c in minima[np.argsort(smooth[minima], kind="stable")]:
+        if len(found) == CANDIDATES:
+            break
+        if all(abs(int(c) - f) >= edge for f in found):
+            found.append(int(c))
+    count = max(2, round(width / (DIGIT_ASPECT * height)))
     step = width / count
-    cuts = [0]
     for k in range(1, count):
-        lo, hi = round(k * step - step / 3), round(k * step + step / 3)
-        lo = max(lo, cuts[-1] + 1)
-        if hi <= lo:
-            continue
-        cuts.append(lo + int(np.argmin(columns[lo:hi])))
-    cuts.append(width)
-    return [(r0, r1, c0 + a, c0 + b) for a, b in itertools.pairwise(cuts) if b > a]
+        lo, hi = max(1, round(k * step - step / 3)), min(width - 1, round(k * step + step / 3))
+        if hi > lo:
+            found.append(lo + int(np.argmin(columns[lo:hi])))
+    return sorted(set(found))
