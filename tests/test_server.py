@@ -46,7 +46,7 @@ def test_thousand_mnist_pngs_over_http(server: str, mnist_test: MnistSplit, ship
     # the model's own answers, in process: over HTTP each 28x28 PNG passes through untouched
     assert predicted == probabilities(shipped_model, images / 255.0).argmax(1).tolist()
     correct = sum(p == y for p, y in zip(predicted, labels, strict=True))
-    assert correct >= 985, correct  # the shipped checkpoint: 989 of these 1,000 (MNIST test's first)
+    assert correct >= 985, correct  # a little under what the shipped checkpoint reads of these
 
 
 def test_errors_over_http_leave_it_serving(server: str, mnist_test: MnistSplit) -> None:

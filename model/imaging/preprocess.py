@@ -48,8 +48,8 @@ REFINE_BELOW = 64
 #: ENLARGE_TO before analysis.
 ENLARGE_TO = 64
 #: A digit wider than WIDE x its height may be digits that touch, printed side by side: whether it
-#: is one digit is for the model to say (`app.predictor.Predictor.one_digit`). Single handwritten
-#: digits are that wide now and then (3% of them), printed pairs nearly always (1.1-1.4x).
+#: is one digit is for the model to say (`app.predictor.Predictor.one_digit`): a few handwritten
+#: digits are that wide too.
 WIDE = 1.05
 
 
