@@ -12,12 +12,20 @@ TORCH_WHEEL_DIR ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/
 
 .PHONY: fonts finetune printed install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test k8s-check negatives clean
 
+# `make install`: everything, the tests' and training's tools too. `make serve` needs only the
+# service's own packages (.venv/.serving); an installed .venv has them.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.serving
+
+$(VENV)/.serving: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0"
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 # The font families printed digits are trained on and checked with (model/synth/printed.py): Debian
@@ -27,7 +35,7 @@ fonts:
 	@dpkg -s $(FONT_PACKAGES) >/dev/null 2>&1 && echo "font packages installed: $(FONT_PACKAGES)" || \
 	  { echo "installing $(FONT_PACKAGES)"; apt-get update -qq && apt-get install -y -qq --no-install-recommends $(FONT_PACKAGES); }
 
-serve: install
+serve: $(VENV)/.serving
 	DIGITS_HOST=$(HOST) DIGITS_PORT=$(PORT) DIGITS_WORKERS=$(WORKERS) $(BIN)/python -m app
 
 test: install

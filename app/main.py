@@ -21,7 +21,7 @@ from app.metrics import Metrics
 from app.middleware import HeadAsGet, InFlight, RequestContext
 from app.reload import chosen_checkpoint, listen_for_sighup
 from app.responses import JSONAnswer
-from app.routers import admin, health, info, number, page, predict, v2
+from app.routers import admin, docs, health, info, number, page, predict, v2
 from app.settings import Settings, available_cpus, load_settings
 from model.checkpoint import CheckpointError
 
@@ -115,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONAnswer,
+        docs_url=None,  # FastAPI's /docs and /redoc load from a CDN: app/routers/docs.py serves its own
+        redoc_url=None,
         # off by default: the access line and /metrics are this service's telemetry, and the check
         # for configured providers costs a worker's time on every request (bench/LOG.md, "Telemetry")
         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # off without a token: it still answers, 404 with how to turn it on, but is not documented
     app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
     v2.install(app)
+    docs.install(app)  # (its assets' mount, /static/api-docs, before /static)
     app.mount("/static", page.PageFiles(directory=page.STATIC_DIR), name="static")
     report = settings.checkpoint.parent / "report"  # what model.evaluate --plots drew for this checkpoint
     if report.is_dir():
@@ -156,6 +159,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout=settings.request_timeout,
         in_flight=in_flight,
         large_bodies=settings.max_batch_bytes,  # one largest batch at a time, beside any single uploads
+        too_large={
+            settings.max_upload_bytes + MULTIPART_OVERHEAD: (
+                f"the upload is over the {settings.max_upload_bytes}-byte limit (DIGITS_MAX_UPLOAD_BYTES)"
+            ),
+            settings.max_batch_bytes: (
+                f"the request body is over the {settings.max_batch_bytes}-byte limit (DIGITS_MAX_BATCH_BYTES)"
+            ),
+        },
     )
     return app
 

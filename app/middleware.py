@@ -10,11 +10,11 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.budget import give_back_memory
+from app.deadlines import Deadlines
 from app.errors import Overloaded, PayloadTooLarge, error_body
 from app.metrics import Metrics
 from app.responses import encode
@@ -52,41 +52,6 @@ class InFlight:
         self.large_bytes = 0
 
 
-class Deadlines:
-    """Request deadlines for one worker, enforced by one watchdog task rather than a timer a request
-    (asyncio.timeout's arming and disarming cost more: bench/LOG.md, "Deadlines").
-
-    A request costs a dict entry; while any are in flight, a watchdog wakes every `period` seconds
-    and cancels the requests past their deadline, which therefore fire up to `period` late."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.period = min(0.25, max(0.01, seconds / 4))
-        self._entries: dict[asyncio.Task[Any], list[Any]] = {}  # task -> [deadline, expired]
-        self._watchdog: asyncio.Task[None] | None = None
-
-    def start(self, task: asyncio.Task[Any]) -> list[Any]:
-        """Track `task`'s deadline; the returned entry's [1] becomes True if it expires."""
-        entry = [time.monotonic() + self.seconds, False]
-        self._entries[task] = entry
-        loop = asyncio.get_running_loop()
-        if self._watchdog is None or self._watchdog.done() or self._watchdog.get_loop() is not loop:
-            self._watchdog = loop.create_task(self._watch())  # (an app can outlive one event loop: tests)
-        return entry
-
-    def end(self, task: asyncio.Task[Any]) -> None:
-        self._entries.pop(task, None)
-
-    async def _watch(self) -> None:
-        while self._entries:
-            await asyncio.sleep(self.period)
-            now = time.monotonic()
-            for task, entry in list(self._entries.items()):
-                if not entry[1] and now >= entry[0]:
-                    entry[1] = True
-                    task.cancel()
-
-
 class RequestContext:
     """Per request: an id (echoed in X-Request-ID); the body limit, enforced while the body streams
     in; back-pressure (past `max_in_flight` requests at once, 503 with Retry-After at once); a
@@ -103,12 +68,16 @@ class RequestContext:
         timeout: float,
         in_flight: InFlight | None = None,
         large_bodies: int | None = None,
+        too_large: dict[int, str] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.body_limits = body_limits  # a path, or a prefix ending in "/", -> its body limit
         self.prefix_limits = [(p, n) for p, n in body_limits.items() if p.endswith("/")]
         self.default_limit = default_limit
+        # a limit -> the 413's message, naming the setting a person reads about (the default limit
+        # is DIGITS_MAX_UPLOAD_BYTES plus room for the multipart wrapping, which is not documented)
+        self.too_large = too_large or {}
         self.max_in_flight = max_in_flight
         self.timeout = timeout
         self.deadlines = Deadlines(timeout)
@@ -137,7 +106,9 @@ class RequestContext:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _CLIENT_ID.match(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        exchange = _Exchange(receive, send, request_id, self.body_limit(scope["path"]), scope["path"])
+        limit = self.body_limit(scope["path"])
+        message = self.too_large.get(limit, f"request body is over the {limit}-byte limit")
+        exchange = _Exchange(receive, send, request_id, limit, scope["path"], message)
         limited = not scope["path"].startswith(UNLIMITED_PREFIXES)
         try:
             declared = int(headers.get(b"content-length", b"0") or 0)
@@ -145,8 +116,7 @@ class RequestContext:
             declared = 0
         exchange.hold = self._hold
         if declared > exchange.limit:  # refused before a byte of the body is read
-            message = f"request body is over the {exchange.limit}-byte limit"
-            await exchange.send_error(413, PayloadTooLarge.code, message)
+            await exchange.send_error(413, PayloadTooLarge.code, exchange.too_large)
         elif limited and not self._hold(exchange, declared):  # no room for it: refused before it is read
             await exchange.send_error(503, Overloaded.code, self.large_refusal, {b"retry-after": b"1"})
         else:
@@ -255,12 +225,15 @@ def _known_path(scope: Scope) -> str:
 class _Exchange:
     """One request's receive/send, wrapped: byte counting, the request id header, draining."""
 
-    def __init__(self, receive: Receive, send: Send, request_id: str, limit: int, path: str = "") -> None:
+    def __init__(
+        self, receive: Receive, send: Send, request_id: str, limit: int, path: str = "", too_large: str = ""
+    ) -> None:
         self._receive = receive
         self._send = send
         self.request_id = request_id
         self.path = path
         self.limit = limit
+        self.too_large = too_large or f"request body is over the {limit}-byte limit"
         self.received = 0
         self.body_done = False
         self.started = False
@@ -277,7 +250,7 @@ class _Exchange:
             self.received += len(message.get("body", b""))
             self.body_done = not message.get("more_body", False)
             if self.received > self.limit:
-                raise PayloadTooLarge(f"request body is over the {self.limit}-byte limit")
+                raise PayloadTooLarge(self.too_large)
             if self.hold is not None and not self.hold(self, self.received):  # a body longer than announced
                 raise Overloaded(self.refusal, headers={"Retry-After": "1"})
             if self.body_done and self.admit is not None and not self.admitted and not self.admit(self):

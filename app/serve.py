@@ -27,7 +27,9 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
+from http.client import HTTPConnection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
@@ -76,6 +78,36 @@ def worker(args: argparse.Namespace, reuse_port: bool = True) -> None:
     uvicorn.Server(config).run(sockets=[bound_socket(args.host, args.port, reuse_port)])
 
 
+def announce_when_ready(host: str, port: int, workers: int, patience: float = 600.0) -> threading.Thread:
+    """Once the service answers `/health/ready`, one plain line for the person who started it,
+    beside the JSON logs: `serving on http://127.0.0.1:8000 with 2 workers`."""
+    probe = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    if host in ("0.0.0.0", "::"):
+        where += " (every interface)"
+    line = f"serving on {where} with {workers} worker{'s' if workers != 1 else ''}: the page at /, the API at /docs\n"
+
+    def wait() -> None:
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            connection = HTTPConnection(probe, port, timeout=2)
+            try:
+                connection.request("GET", "/health/ready")
+                if connection.getresponse().status == 200:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()
+                    return
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=wait, name="announce", daemon=True)
+    thread.start()
+    return thread
+
+
 def raise_open_files_limit() -> None:
     """The soft limit on open files up to the hard one: 1,024 by default, which a crowd of idle
     connections would use up before `DIGITS_MAX_CONNECTIONS` refuses any."""
@@ -106,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", args.host, args.port, e.strerror or e)
         return 1
+    announce_when_ready(args.host, args.port, args.workers)
     if args.workers == 1:  # no supervisor: this process is the worker (and handles its signals)
         worker(args, reuse_port=False)
         return 0

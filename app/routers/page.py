@@ -33,6 +33,12 @@ class PageFiles(StaticFiles):
         return response
 
 
+@router.api_route("/favicon.ico", methods=["GET", "HEAD"])
+async def favicon() -> FileResponse:
+    """The icon browsers ask for (the page and /docs name it too)."""
+    return FileResponse(STATIC_DIR / "favicon.ico", headers={"Cache-Control": "public, max-age=86400"})
+
+
 @router.api_route("/", methods=["GET", "HEAD"])
 async def page() -> FileResponse:
     """The drawing page."""

@@ -14,6 +14,8 @@ const overlay = document.getElementById("boxes");
 const octx = overlay.getContext("2d");
 const digitList = document.getElementById("digits");
 const answerPanel = document.getElementById("answer-panel");
+const verdict = document.getElementById("verdict");
+const errorDetail = document.getElementById("error-detail");
 const DEBOUNCE_MS = 250;
 
 let drawing = false;
@@ -38,10 +40,21 @@ function setStatus(text, isError = false) {
   statusLine.classList.toggle("error", isError);
 }
 
-function resetAnswer() {
-  digitOut.textContent = "–";
+// the answer panel's state: empty, digit, number, refused or error (app.css shows its layer)
+const VERDICTS = { empty: "Draw a digit or a number", refused: "Not a digit", error: "Could not read that" };
+
+function setState(state, detail = "") {
+  answerPanel.dataset.state = state;
+  verdict.textContent = VERDICTS[state] || "";
+  errorDetail.textContent = detail;
+}
+
+function resetAnswer(state = "empty") {
+  setState(state);
+  digitOut.textContent = "";
   digitOut.dataset.digit = "";
-  confidenceOut.textContent = "–";
+  digitOut.classList.remove("long");
+  confidenceOut.textContent = "";
   rows.forEach((li) => {
     li.dataset.p = "0";
     li.classList.remove("top");
@@ -52,26 +65,31 @@ function resetAnswer() {
   saliencyImg.removeAttribute("src");
   digitList.replaceChildren();
   octx.clearRect(0, 0, overlay.width, overlay.height);
-  answerPanel.classList.remove("several");
 }
 
+// boxes round each digit read, labelled 18 CSS pixels high at whatever size the canvas is shown
 function showBoxes(digits) {
   octx.clearRect(0, 0, overlay.width, overlay.height);
-  octx.lineWidth = 3;
-  octx.font = "bold 22px system-ui, sans-serif";
+  const css = overlay.width / (overlay.clientWidth || overlay.width); // canvas pixels per CSS pixel
+  const label = Math.round(18 * css);
+  octx.lineWidth = 2 * css;
+  octx.font = `bold ${label}px system-ui, sans-serif`;
+  octx.textBaseline = "top";
   digits.forEach((d) => {
     const [x0, y0, x1, y1] = d.box.map((v, i) => v * view.scale + (i % 2 === 0 ? view.dx : view.dy));
     octx.strokeStyle = octx.fillStyle = "#0b57d0";
     octx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-    octx.fillText(String(d.digit), x0 + 3, Math.max(20, y0 - 4));
+    // above the box where there is room, inside its top-left corner where there is not
+    octx.fillText(String(d.digit), x0 + 2 * css, y0 >= label + 4 * css ? y0 - label - 2 * css : y0 + 2 * css);
   });
 }
 
 function showNumber(data) {
+  setState("number");
   digitOut.textContent = data.number;
   digitOut.dataset.digit = data.number;
+  digitOut.classList.toggle("long", data.number.length > 4);
   confidenceOut.textContent = `${(data.confidence * 100).toFixed(1)}%`;
-  answerPanel.classList.add("several");
   data.digits.forEach((d, i) => {
     const li = document.createElement("li");
     li.dataset.digit = String(d.digit);
@@ -82,6 +100,7 @@ function showNumber(data) {
 }
 
 function showAnswer(answer) {
+  setState("digit");
   digitOut.textContent = String(answer.digit);
   digitOut.dataset.digit = String(answer.digit);
   confidenceOut.textContent = `${(answer.confidence * 100).toFixed(1)}%`;
@@ -108,12 +127,14 @@ async function predict(body, contentType) {
     const data = await response.json();
     if (mine !== generation) return;
     if (!response.ok) {
-      resetAnswer();
       if (data.error && data.error.code === "not_a_digit") {
-        digitOut.textContent = "✗";
+        resetAnswer("refused");
         setStatus("That does not look like a digit. Draw digits, 0 to 9, or upload a picture of a number.", true);
       } else {
-        setStatus(data.error ? data.error.message : `HTTP ${response.status}`, true);
+        const message = data.error ? data.error.message : `HTTP ${response.status}`;
+        resetAnswer("error");
+        errorDetail.textContent = message;
+        setStatus(message, true);
       }
       statusLine.dataset.code = data.error ? data.error.code : "";
       return;
@@ -130,7 +151,10 @@ async function predict(body, contentType) {
       setStatus(`Read as the number ${data.number} (${data.digits.length} digits) by model ${data.model_version}.`);
     }
   } catch (err) {
-    if (mine === generation) setStatus(`The service did not answer: ${err}`, true);
+    if (mine !== generation) return;
+    resetAnswer("error");
+    errorDetail.textContent = `The service did not answer: ${err}`;
+    setStatus(errorDetail.textContent, true);
   }
 }
 
@@ -248,6 +272,24 @@ function recipe(t) {
   return parts.map((p) => `, ${p}`).join("");
 }
 
+function refusalLine(r) {
+  if (!r) return "It always answers a digit: a letter or a doodle gets the nearest digit, mostly with low confidence.";
+  if (r.threshold === null) return "Refusal is off here (DIGITS_REFUSAL_RATE=0): every image gets a digit.";
+  return `It answers "not a digit" when unsure: set to turn away ${(r.rate * 100).toFixed(1)}% of held-out real digits.`;
+}
+
+function addEntries(list, entries) {
+  for (const [name, value] of entries) {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    if (value instanceof Node) dd.append(value);
+    else dd.textContent = value;
+    list.append(dt, dd);
+  }
+}
+
+// what a person wants to know first (what it reads, how well, from what); the rest under "Technical details"
 async function modelCard() {
   const card = document.getElementById("card");
   try {
@@ -255,27 +297,41 @@ async function modelCard() {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const m = await response.json();
     const t = m.train_config || {};
-    const entries = [
-      ["Network", m.architecture.layers.join(" → ")],
-      ["Parameters", m.parameters.toLocaleString("en")],
-      ["MNIST test accuracy", `${(m.metrics.test_accuracy * 100).toFixed(2)}% of ${m.metrics.test_n.toLocaleString("en")} images`],
-      ["Checkpoint", `${m.checkpoint.version} (SHA-256 ${m.checkpoint.sha256})`],
-      ["Trained", `${m.created_at || "unknown"}, torch ${m.torch_version || "?"}`],
-      ["How", `${t.epochs} epochs, batch ${t.batch_size}, AdamW one-cycle to lr ${t.lr}, augmentation ${t.augment ? "on" : "off"}${recipe(t)}, seed ${t.seed}; best of ${t.epochs} epochs on a ${t.val_size}-image validation split`],
-      ["Calibration", `softmax temperature ${Number(m.metrics.temperature).toFixed(3)}`],
-    ];
-    for (const [name, value] of entries) {
-      const dt = document.createElement("dt");
-      dt.textContent = name;
-      const dd = document.createElement("dd");
-      dd.textContent = value;
-      card.append(dt, dd);
+    const trained = (t.limit || 60000) - (t.val_size || 0);
+    const sources = [`${trained.toLocaleString("en")} handwritten MNIST digits`];
+    if (t.fonts) sources.push("printed digits in common fonts");
+    if (t.negatives) sources.push("non-digits (letters, doodles, textures) it learns to be unsure of");
+    addEntries(card, [
+      ["Reads", "Digits 0 to 9, alone or side by side in a number: drawn here, handwritten on paper, printed, photographed or scanned."],
+      ["Accuracy", `${(m.metrics.test_accuracy * 100).toFixed(2)}% of the ${m.metrics.test_n.toLocaleString("en")} handwritten MNIST test digits, which it never saw in training.`],
+      ["Trained on", `${sources.join(", ")}.`],
+      ["Not a digit", refusalLine(m.refusal)],
+    ]);
+    const layers = document.createElement("ol");
+    layers.className = "layers-list";
+    for (const layer of m.architecture.layers) {
+      const li = document.createElement("li");
+      li.textContent = layer.replaceAll("->", "→");
+      layers.append(li);
     }
+    const sha = document.createElement("code");
+    sha.textContent = m.checkpoint.sha256;
+    const checkpoint = document.createElement("span");
+    checkpoint.append(`version ${m.checkpoint.version}, SHA-256 `, sha);
+    addEntries(document.getElementById("card-details"), [
+      ["Network", layers],
+      ["Parameters", m.parameters.toLocaleString("en")],
+      ["Checkpoint", checkpoint],
+      ["Trained", `${m.created_at || "unknown"}, torch ${m.torch_version || "?"}`],
+      ["Recipe", `${t.epochs} epochs, batches of ${t.batch_size}, AdamW with a one-cycle learning rate up to ${t.lr}, augmentation ${t.augment ? "on" : "off"}${recipe(t)}, seed ${t.seed}; the best epoch on ${t.val_size} held-out digits kept`],
+      ["Confidence", `the probabilities are scaled by a softmax temperature of ${Number(m.metrics.temperature).toFixed(3)}, fitted on held-out digits so that stated confidence matches how often it is right`],
+    ]);
   } catch (err) {
     card.textContent = `Model information is not available: ${err}`;
   }
 }
 
+[inputImg, saliencyImg].forEach((img) => img.addEventListener("error", () => img.removeAttribute("src")));
 document.querySelectorAll(".report img").forEach((img) => {
   img.addEventListener("error", () => img.closest("figure").remove());
 });

@@ -38,7 +38,7 @@ def draw_plots(model: LoadedModel, ev: Scored, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 5.5))
     shown = ax.imshow(np.log1p(cm), cmap="Blues")
     for (r, c), v in np.ndenumerate(cm):
-        ax.text(c, r, str(v), ha="center", va="center", fontsize=7, color="white" if r == c else "black")
+        ax.text(c, r, str(v), ha="center", va="center", fontsize=9, color="white" if r == c else "black")
     ax.set(
         xticks=range(10),
         yticks=range(10),
@@ -49,15 +49,17 @@ def draw_plots(model: LoadedModel, ev: Scored, out: Path) -> list[Path]:
     fig.colorbar(shown, ax=ax, label="log(1 + count)")
     written.append(_save(fig, out / "confusion_matrix.png"))
 
-    wrong = np.flatnonzero(ev.predictions != ev.labels)[:30]
-    fig, axes = plt.subplots(3, 10, figsize=(12, 4.2))
-    for ax, i in zip(axes.flat, list(wrong) + [None] * (30 - len(wrong)), strict=True):
+    # 24 of them, 4 x 6, titled large: the figure is shown as narrow as a phone (app/static/index.html)
+    wrong_all = np.flatnonzero(ev.predictions != ev.labels)
+    wrong = wrong_all[:24]
+    fig, axes = plt.subplots(4, 6, figsize=(6, 5.2))
+    for ax, i in zip(axes.flat, list(wrong) + [None] * (24 - len(wrong)), strict=True):
         ax.axis("off")
         if i is not None:
             ax.imshow(ev.images[i], cmap="gray", vmin=0, vmax=1)
-            pred = "refused" if ev.predictions[i] < 0 else str(ev.predictions[i])
-            ax.set_title(f"true {ev.labels[i]}, pred {pred}", fontsize=8)
-    fig.suptitle(f"Misclassified examples ({len(np.flatnonzero(ev.predictions != ev.labels))} in all)")
+            read = "refused" if ev.predictions[i] < 0 else str(ev.predictions[i])
+            ax.set_title(f"{ev.labels[i]} \u2192 {read}", fontsize=16, pad=3)
+    fig.suptitle(f"Read wrong: {len(wrong)} of {len(wrong_all)}, true \u2192 read", fontsize=13)
     written.append(_save(fig, out / "misclassified.png"))
 
     weights = model.net.conv1.weight.detach()[:, 0].numpy()  # (16, 5, 5)

@@ -77,7 +77,7 @@ def test_predict_transparent_canvas(real_client: TestClient) -> None:
             {"content": b"x" * 300_000, "headers": {"content-type": "image/png"}},
             413,
             "payload_too_large",
-            "request body is over the 265536-byte limit",
+            "the upload is over the 200000-byte limit (DIGITS_MAX_UPLOAD_BYTES)",
         ),
         (
             {"content": b"x" * 210_000, "headers": {"content-type": "image/png"}},

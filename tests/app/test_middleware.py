@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
+from app.deadlines import Deadlines
 from app.errors import ServiceError
 from app.main import create_app
 from app.metrics import Metrics
-from app.middleware import Deadlines, RequestContext
+from app.middleware import RequestContext
 from app.settings import Settings
 from tests.helpers import error, photo_like_jpeg
 
