@@ -10,7 +10,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -51,23 +51,84 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: sync_api.Browser, server: Server) -> Iterator[tuple[sync_api.Page, list[str]]]:
+#: The sizes people meet: a desktop window and a phone held upright (touch).
+SIZES = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "has_touch": True},
+}
+
+
+def open_page(
+    browser: sync_api.Browser, port: int, size: str
+) -> tuple[sync_api.BrowserContext, sync_api.Page, list[str], list[str]]:
     # bypass_csp: the page's CSP forbids eval, which Playwright's wait_for_function needs; the
-    # header itself is checked in tests/app/test_api.py, and every request is recorded below.
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True, bypass_csp=True
-    )
+    # header itself is checked in tests/app/test_api.py, and every request is recorded.
+    context = browser.new_context(**SIZES[size], bypass_csp=True)  # type: ignore[arg-type]
     pg = context.new_page()
     requests: list[str] = []
+    errors: list[str] = []
     pg.on("request", lambda r: requests.append(r.url))
-    pg.goto(f"http://127.0.0.1:{server.port}/")
-    pg.wait_for_selector("#card dt")  # the model card has loaded
-    yield pg, requests
-    context.close()
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" and not answered_4xx(m.text) else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(f"http://127.0.0.1:{port}/")
+    return context, pg, requests, errors
+
+
+def answered_4xx(message: str) -> bool:
+    """Chromium logs every 4xx answer as an error; the API's 422 to a blank image or a non-digit
+    is the page working as meant, and the tests check what it shows."""
+    return message.startswith("Failed to load resource: the server responded with a status of 4")
+
+
+def only_this_host(requests: list[str], port: int) -> None:
     assert requests, "the page made no requests at all"
     hosts = {urlsplit(u).netloc for u in requests if not u.startswith(("data:", "blob:"))}
-    assert hosts == {f"127.0.0.1:{server.port}"}, f"requests to other hosts: {hosts}"
+    assert hosts == {f"127.0.0.1:{port}"}, f"requests to other hosts: {hosts}"
+
+
+@pytest.fixture(params=sorted(SIZES))
+def page(
+    request: pytest.FixtureRequest, browser: sync_api.Browser, server: Server
+) -> Iterator[tuple[sync_api.Page, list[str]]]:
+    context, pg, requests, errors = open_page(browser, server.port, request.param)
+    pg.wait_for_selector("#card dt")  # the model card has loaded
+    pg.size = request.param  # type: ignore[attr-defined]  # (names the screenshots)
+    yield pg, requests
+    context.close()
+    only_this_host(requests, server.port)
+    assert errors == [], f"console errors: {errors}"
+
+
+def drawn_right(pg: sync_api.Page, state: str) -> None:
+    """What is drawn, not only what the DOM says: the panel's state; every visible image loaded (no
+    broken icons); every probability bar's fill as wide as its number says, within 2 px; and a
+    screenshot of it kept in test-output/browser/."""
+    assert pg.get_attribute("#answer-panel", "data-state") == state
+    pg.wait_for_function("[...document.images].every(i => i.complete)")
+    broken = pg.evaluate(
+        """() => [...document.images].filter(i => {
+             const r = i.getBoundingClientRect();
+             return getComputedStyle(i).visibility === 'visible' && r.width > 0 && r.height > 0
+               && i.naturalWidth === 0; }).map(i => i.id || i.src)"""
+    )
+    assert broken == [], f"visible images with nothing drawn: {broken}"
+    bars = pg.evaluate(
+        """() => [...document.querySelectorAll('#bars li')].map(li => [Number(li.dataset.p),
+             li.querySelector('.fill').getBoundingClientRect().width,
+             li.querySelector('.track').getBoundingClientRect().width])"""
+    )
+    for p, fill, track in bars:
+        if state == "digit":
+            assert track > 50, f"a bar's track is {track} px wide"
+        assert abs(fill - p * track) <= 2, f"a bar for p={p} is {fill} px of {track}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(OUT / f"{getattr(pg, 'size', 'phone')}-{state}.png"), full_page=True)
+
+
+def answer_height(pg: sync_api.Page) -> float:
+    box = pg.locator("#answer-panel").bounding_box()
+    assert box is not None
+    return box["height"]
 
 
 SEVEN = [[(0.2, 0.2), (0.8, 0.2), (0.45, 0.85)]]  # the bar, then the long diagonal
@@ -76,11 +137,11 @@ TWO = [[(0.2, 0.3), (0.35, 0.12), (0.65, 0.12), (0.8, 0.3), (0.75, 0.5), (0.2, 0
 
 
 def draw(pg: sync_api.Page, strokes: list[list[tuple[float, float]]], left: float = 0.35) -> None:
-    """Strokes in a unit square as tall as the pad, its left edge at `left` of the pad's width."""
+    """Strokes in a unit square 0.8 of the pad's height, its left edge at `left` of the pad's width."""
     box = pg.locator("#pad").bounding_box()
     assert box is not None
-    h = box["height"]
-    x, y = box["x"] + left * box["width"], box["y"]
+    h = 0.8 * box["height"]
+    x, y = box["x"] + left * box["width"], box["y"] + 0.1 * box["height"]
     for stroke in strokes:
         pg.mouse.move(x + stroke[0][0] * h, y + stroke[0][1] * h)
         pg.mouse.down()
@@ -104,37 +165,70 @@ def shown_percent_sum(pg: sync_api.Page) -> float:
     return sum(float(t.rstrip("%")) for t in texts)
 
 
+def box(pg: sync_api.Page, selector: str) -> Any:
+    b = pg.locator(selector).first.bounding_box()
+    assert b is not None, selector
+    return b
+
+
+def test_first_load_invites_without_broken_images(page: tuple[sync_api.Page, list[str]]) -> None:
+    pg, _ = page
+    drawn_right(pg, "empty")
+    assert pg.locator("#verdict").text_content() == "Draw a digit or a number"
+    assert not pg.locator("#input").is_visible()
+    assert not pg.locator("#bars").is_visible()
+    assert pg.locator("#digit").text_content() == ""
+
+
+def test_layout_uses_the_room(page: tuple[sync_api.Page, list[str]]) -> None:
+    """Desktop: drawing and answer side by side; the canvas fills its panel. Phone: a canvas of at
+    least 300x200 px, nothing wider than the screen."""
+    pg, _ = page
+    pad, panel, answer = box(pg, "#pad"), box(pg, "section.panel"), box(pg, "#answer-panel")
+    assert pad["width"] >= panel["width"] - 2 * 16 - 4, f"the canvas stops short: {pad['width']} of {panel['width']}"
+    if pg.size == "desktop":  # type: ignore[attr-defined]
+        assert answer["x"] >= panel["x"] + panel["width"]  # beside it, level with it
+        assert abs(answer["y"] - panel["y"]) < 2
+        assert pad["width"] >= 600
+    else:
+        assert pad["width"] >= 300, pad
+        assert pad["height"] >= 200, pad
+    assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 def test_drawn_seven_is_read_as_seven(page: tuple[sync_api.Page, list[str]]) -> None:
     pg, _ = page
-    OUT.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(OUT / "0-empty.png"), full_page=True)
+    before = answer_height(pg)
     draw_seven(pg)
     pg.wait_for_function("document.getElementById('digit').dataset.digit !== ''")
     pg.wait_for_function("document.getElementById('input').src.startsWith('data:image/png')")
-    pg.screenshot(path=str(OUT / "1-drawn-seven.png"), full_page=True)
     assert pg.locator("#digit").text_content() == "7"
+    drawn_right(pg, "digit")
+    top = pg.evaluate("document.querySelector('#bars li.top .fill').getBoundingClientRect().width")
+    assert top > 50  # the winner's bar is drawn, not an empty track
     assert bar_sum(pg) == pytest.approx(1.0, abs=1e-6)
     assert shown_percent_sum(pg) == pytest.approx(100.0, abs=0.6)  # ten values rounded to 0.1
     assert (pg.locator("#saliency").get_attribute("src", timeout=1000) or "").startswith("data:image/png;base64,")
+    assert answer_height(pg) == pytest.approx(before, abs=1)
 
 
 def test_uploaded_photo_is_read(page: tuple[sync_api.Page, list[str]]) -> None:
     pg, _ = page
     pg.set_input_files("#file", str(ROOT / "examples" / "photo.jpg"))
     pg.wait_for_function("document.getElementById('digit').dataset.digit !== ''")
-    pg.screenshot(path=str(OUT / "2-uploaded-photo.png"), full_page=True)
     assert pg.locator("#digit").text_content() == "2"
     assert bar_sum(pg) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_written_number_is_read_with_each_digit(page: tuple[sync_api.Page, list[str]]) -> None:
     """A 4 in two strokes and a 2 beside it: the page reads 42, lists each digit with its
-    confidence and draws a box round each on the canvas."""
+    confidence and draws a labelled box round each on the canvas; the panel keeps its height."""
     pg, requests = page
-    draw(pg, FOUR, left=0.2)
+    before = answer_height(pg)
+    draw(pg, FOUR, left=0.15)
     draw(pg, TWO, left=0.55)
     pg.wait_for_function("document.getElementById('digits').children.length === 2")
-    pg.screenshot(path=str(OUT / "4-drawn-number.png"), full_page=True)
+    drawn_right(pg, "number")
     assert pg.locator("#digit").text_content() == "42"
     assert pg.locator("#digits b").all_text_contents() == ["4", "2"]
     assert all(t.endswith("%") for t in pg.locator("#digits span").all_text_contents())
@@ -144,6 +238,12 @@ def test_written_number_is_read_with_each_digit(page: tuple[sync_api.Page, list[
         " return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v !== 0); }"
     )
     assert boxed is True
+    label_px = pg.evaluate(
+        "() => { const c = document.getElementById('boxes');"
+        " return parseFloat(c.getContext('2d').font.match(/(\\d+(\\.\\d+)?)px/)[1]) * c.clientWidth / c.width; }"
+    )
+    assert label_px >= 14, f"the boxes' labels are {label_px} CSS px high"
+    assert answer_height(pg) == pytest.approx(before, abs=1)
     assert any(u.endswith("/predict/number") for u in requests)
 
 
@@ -155,8 +255,10 @@ def test_blank_upload_shows_the_error(page: tuple[sync_api.Page, list[str]], tmp
     pg, _ = page
     pg.set_input_files("#file", str(blank))
     pg.wait_for_function("document.getElementById('status').classList.contains('error')")
+    drawn_right(pg, "error")
     assert pg.locator("#status").text_content() == "the image is blank: no ink found"
-    assert pg.locator("#digit").text_content() == "–"
+    assert pg.locator("#error-detail").text_content() == "the image is blank: no ink found"
+    assert pg.locator("#verdict").text_content() == "Could not read that"
 
 
 def test_clear_resets(page: tuple[sync_api.Page, list[str]]) -> None:
@@ -164,8 +266,8 @@ def test_clear_resets(page: tuple[sync_api.Page, list[str]]) -> None:
     draw_seven(pg)
     pg.wait_for_function("document.getElementById('digit').dataset.digit !== ''")
     pg.click("#clear")
-    pg.screenshot(path=str(OUT / "3-cleared.png"), full_page=True)
-    assert pg.locator("#digit").text_content() == "–"
+    drawn_right(pg, "empty")
+    assert pg.locator("#digit").text_content() == ""
     assert bar_sum(pg) == 0
     assert pg.locator("#input").get_attribute("src") is None
     blank = pg.evaluate(
@@ -178,10 +280,34 @@ def test_clear_resets(page: tuple[sync_api.Page, list[str]]) -> None:
 def test_keyboard_reaches_every_control(page: tuple[sync_api.Page, list[str]]) -> None:
     pg, _ = page
     reached = []
-    for _ in range(6):
+    for _ in range(8):
         pg.keyboard.press("Tab")
         reached.append(pg.evaluate("document.activeElement.id"))
     assert {"pad", "clear", "file"} <= set(reached)
+
+
+def test_model_card_leads_with_what_it_reads(page: tuple[sync_api.Page, list[str]]) -> None:
+    """What it reads, how accurate and on what first; the jargon folded below; captions beside
+    their pictures; the pictures' titles large enough to read."""
+    pg, _ = page
+    assert pg.locator("#card dt").all_text_contents() == ["Reads", "Accuracy", "Trained on", "Not a digit"]
+    assert "MNIST test digits" in (pg.locator("#card dd").nth(1).text_content() or "")
+    assert not pg.locator("#card-details").is_visible()
+    assert "SHA-256" not in (pg.locator("#card").text_content() or "")
+    pg.click(".card summary")
+    layers = pg.locator("#card-details .layers-list li").all_text_contents()
+    assert layers
+    assert not any("->" in t for t in layers)
+    assert not any(t.lstrip().startswith("→") for t in layers)
+    for fig in pg.locator(".report figure").all():
+        caption, img = fig.locator("figcaption").bounding_box(), fig.locator("img").bounding_box()
+        assert caption is not None
+        assert img is not None
+        assert 0 <= img["y"] - (caption["y"] + caption["height"]) <= 12, "a caption far from its picture"
+    shown = box(pg, ".report img[src$='misclassified.png']")["width"]
+    natural = pg.evaluate("document.querySelector(\".report img[src$='misclassified.png']\").naturalWidth")
+    assert 22 * shown / natural >= 11  # the titles, 22 px in the picture (16 pt at 100 dpi), as shown
+    drawn_right(pg, "empty")
 
 
 def test_a_refusal_is_shown_plainly(browser: sync_api.Browser, tmp_path: Path) -> None:
@@ -190,20 +316,55 @@ def test_a_refusal_is_shown_plainly(browser: sync_api.Browser, tmp_path: Path) -
     from tests.model.test_refusal import STRICT, checkpoint_with
 
     s = start({"DIGITS_CHECKPOINT": str(checkpoint_with(tmp_path, STRICT))})
-    context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
     try:
-        pg = context.new_page()
-        pg.goto(f"http://127.0.0.1:{s.port}/")
-        pg.wait_for_load_state("networkidle")  # (the tiny checkpoint has no training record for the card)
-        draw_seven(pg)
-        pg.wait_for_function("document.getElementById('status').dataset.code === 'not_a_digit'")
-        assert pg.locator("#status").text_content() == (
-            "That does not look like a digit. Draw digits, 0 to 9, or upload a picture of a number."
-        )
-        assert pg.locator("#digit").text_content() == "✗"
-        assert bar_sum(pg) == 0
+        for size in sorted(SIZES):
+            context, pg, requests, errors = open_page(browser, s.port, size)
+            pg.size = size  # type: ignore[attr-defined]
+            pg.wait_for_load_state("networkidle")  # (the tiny checkpoint has no training record for the card)
+            before = answer_height(pg)
+            draw_seven(pg)
+            pg.wait_for_function("document.getElementById('status').dataset.code === 'not_a_digit'")
+            drawn_right(pg, "refused")
+            assert pg.locator("#status").text_content() == (
+                "That does not look like a digit. Draw digits, 0 to 9, or upload a picture of a number."
+            )
+            assert pg.locator("#verdict").text_content() == "Not a digit"
+            assert bar_sum(pg) == 0
+            assert answer_height(pg) == pytest.approx(before, abs=1)
+            context.close()
+            only_this_host(requests, s.port)
+            assert errors == [], errors
+    finally:
+        stop(s)
+
+
+@pytest.mark.parametrize(("path", "selector"), [("/docs", ".opblock"), ("/redoc", "[data-section-id]")])
+def test_api_docs_render_with_no_other_host(
+    browser: sync_api.Browser, server: Server, path: str, selector: str
+) -> None:
+    """/docs and /redoc with every other host blocked and the CSP in force: the operations render."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    others: list[str] = []
+    errors: list[str] = []
+
+    def route(r: sync_api.Route) -> None:
+        if urlsplit(r.request.url).netloc == f"127.0.0.1:{server.port}":
+            r.continue_()
+        else:
+            others.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    pg = context.new_page()
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        pg.goto(f"http://127.0.0.1:{server.port}{path}")
+        pg.wait_for_selector(selector, timeout=20_000)
+        assert pg.locator(selector).count() >= 5
         OUT.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(OUT / "refused.png"))
+        pg.screenshot(path=str(OUT / f"desktop-{path.strip('/')}.png"))
     finally:
         context.close()
-        stop(s)
+    assert others == []
+    # ReDoc's sidebar links to Redocly with a logo from its CDN: the CSP blocks it (nothing leaves), and says so
+    assert [e for e in errors if "cdn.redoc.ly" not in e] == []

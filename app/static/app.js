@@ -304,14 +304,14 @@ async function modelCard() {
     addEntries(card, [
       ["Reads", "Digits 0 to 9, alone or side by side in a number: drawn here, handwritten on paper, printed, photographed or scanned."],
       ["Accuracy", `${(m.metrics.test_accuracy * 100).toFixed(2)}% of the ${m.metrics.test_n.toLocaleString("en")} handwritten MNIST test digits, which it never saw in training.`],
-      ["Trained on", `${sources.join(", ")}.`],
+      ["Trained on", `${sources.slice(0, -1).join(", ")}${sources.length > 1 ? " and " : ""}${sources.at(-1)}.`],
       ["Not a digit", refusalLine(m.refusal)],
     ]);
     const layers = document.createElement("ol");
     layers.className = "layers-list";
     for (const layer of m.architecture.layers) {
       const li = document.createElement("li");
-      li.textContent = layer.replaceAll("->", "→");
+      li.textContent = layer.replaceAll(" -> ", "\u00a0→ "); // an arrow never starts a line
       layers.append(li);
     }
     const sha = document.createElement("code");
@@ -332,8 +332,12 @@ async function modelCard() {
 }
 
 [inputImg, saliencyImg].forEach((img) => img.addEventListener("error", () => img.removeAttribute("src")));
+// a checkpoint without model.evaluate's pictures: their figures go (even when they failed before
+// this deferred script ran), not broken images
 document.querySelectorAll(".report img").forEach((img) => {
-  img.addEventListener("error", () => img.closest("figure").remove());
+  const drop = () => img.closest("figure").remove();
+  if (img.complete && img.naturalWidth === 0) drop();
+  else img.addEventListener("error", drop);
 });
 
 resetAnswer();
