@@ -107,7 +107,7 @@ class RequestContext:
         request_id = given if _CLIENT_ID.match(given) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         limit = self.body_limit(scope["path"])
-        message = self.too_large.get(limit, f"request body is over the {limit}-byte limit")
+        message = self.too_large.get(limit, "")  # (empty: _Exchange says it in bytes)
         exchange = _Exchange(receive, send, request_id, limit, scope["path"], message)
         limited = not scope["path"].startswith(UNLIMITED_PREFIXES)
         try:
