@@ -125,10 +125,11 @@ def drawn_right(pg: sync_api.Page, state: str) -> None:
     pg.screenshot(path=str(OUT / f"{getattr(pg, 'size', 'phone')}-{state}.png"), full_page=True)
 
 
-def answer_height(pg: sync_api.Page) -> float:
+def answer_height(pg: sync_api.Page) -> tuple[float, float]:
+    """Where the answer panel starts and how tall it is: neither moves between states."""
     box = pg.locator("#answer-panel").bounding_box()
     assert box is not None
-    return box["height"]
+    return box["y"], box["height"]
 
 
 SEVEN = [[(0.2, 0.2), (0.8, 0.2), (0.45, 0.85)]]  # the bar, then the long diagonal
