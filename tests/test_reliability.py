@@ -179,6 +179,11 @@ def test_a_worker_that_cannot_start_is_restarted_with_back_off(tmp_path: Path) -
     log = tmp_path / "server.log"
     s = start({"DIGITS_WORKERS": "2", "DIGITS_CHECKPOINT": str(checkpoint), "DIGITS_LOG_LEVEL": "info"}, log=log)
     try:
+        # both workers up first: one answering ready says nothing of the other, which would fail
+        # its start-up on the changed file too
+        deadline = time.monotonic() + 30
+        while log.read_text().count('"msg":"ready: model') < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         checkpoint.write_bytes(checkpoint.read_bytes()[:-10] + b"0123456789")
         pids = subprocess.run(["pgrep", "-f", "-P", str(s.proc.pid), "spawn_main"], capture_output=True, text=True)
         os.kill(int(pids.stdout.split()[0]), signal.SIGKILL)
