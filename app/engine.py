@@ -43,6 +43,8 @@ from model.imaging.preprocess import preprocess_opened
 INLINE_PIXELS = 300 * 300
 
 T = TypeVar("T")
+#: What the batcher queues: a 28x28 preprocessed image and its input lane (model.imaging.preprocess.LANES).
+Input = tuple[np.ndarray, str]
 
 #: How much lower the decoding threads' CPU priority is (nice), where the system allows it.
 DECODE_NICENESS = 10
@@ -107,7 +109,7 @@ class Engine:
         self.decoders = ThreadPoolExecutor(work_threads, "digits-decode", initializer=lower_priority)
         # forward passes on a thread of their own: a few milliseconds each, they must not queue
         # behind large uploads' decoding (the batcher runs one pass at a time)
-        self.batcher: Batcher[np.ndarray, Answer] = Batcher(
+        self.batcher: Batcher[Input, Answer] = Batcher(
             self._forward, max_batch, batch_wait, anyio.CapacityLimiter(1), alone
         )
         self.on_reload: Callable[[Reloaded | None, str], None] | None = None  # (what changed or None, outcome)
@@ -147,8 +149,9 @@ class Engine:
     def version(self) -> str:
         return self.predictor.version
 
-    def _forward(self, images: Sequence[np.ndarray]) -> list[Answer]:
-        return self.predictor.predict_images(images)  # whichever model is loaded when the pass starts
+    def _forward(self, inputs: Sequence[Input]) -> list[Answer]:
+        images, lanes = zip(*inputs, strict=True)
+        return self.predictor.predict_images(images, lanes=lanes)  # whichever model is loaded when the pass starts
 
     async def reload(self, checkpoint: Path) -> Reloaded:
         """Load, verify (SHA-256, format, preprocessing) and warm up `checkpoint` on a thread while
@@ -198,7 +201,7 @@ class Engine:
                 pre = await self.off_loop(self.predictor.one_digit, pre, data)
         else:
             pre = await self.off_loop(self.predictor.preprocess_opened, opened, data)
-        return await self.batcher.submit(pre.image)
+        return await self.batcher.submit((pre.image, pre.lane))
 
     async def predict_number(self, data: bytes) -> list[tuple[NumberDigit, Answer]]:
         """The digits of the number in one image, left to right, each with its box and answer: its
@@ -208,7 +211,7 @@ class Engine:
         predictor = self.predictor
         opened = open_image(data, predictor.max_pixels)
         slots = await self.off_loop(predictor.preprocess_number, opened, data)
-        answers = await self.batcher.submit_many([image for slot in slots for image in slot.images])
+        answers = await self.batcher.submit_many([(image, slot.lane) for slot in slots for image in slot.images])
         return choose(slots, answers)
 
     async def predict_many(self, images: Sequence[bytes]) -> list[Answer | PreprocessError]:
@@ -221,11 +224,12 @@ class Engine:
         forward passes with single requests; ImageUnreadable for the first that cannot be read."""
         predictor = self.predictor
 
-        def preprocess_all() -> list[np.ndarray]:
+        def preprocess_all() -> list[Input]:
             inputs = []
             for i, data in enumerate(images):
                 try:
-                    inputs.append(predictor.preprocess(data).image)
+                    pre = predictor.preprocess(data)
+                    inputs.append((pre.image, pre.lane))
                 except PreprocessError as e:
                     raise ImageUnreadable(i, type(e)(str(e))) from None
             return inputs
@@ -234,7 +238,7 @@ class Engine:
 
     async def predict_pixels(self, pixels: np.ndarray) -> list[Answer]:
         """(N, 28, 28) preprocessed images (0..1, white on black) through the batcher."""
-        return await self.batcher.submit_many(list(pixels))
+        return await self.batcher.submit_many([(image, "clean") for image in pixels])
 
     async def explain(self, data: bytes) -> tuple[Answer, Explanation]:
         """One image with what the model saw and where it looked (a backward pass, on a worker thread)."""

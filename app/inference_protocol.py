@@ -5,7 +5,7 @@ The model takes one of two inputs: `image`, BYTES [N], each element an encoded i
 JPEG, ...) read by the same preprocessing as /predict (base64 text in the JSON form, raw bytes in
 the binary-data extension); or `pixels`, FP32 [N, 28, 28] or [N, 1, 28, 28], already preprocessed
 (0..1, white ink on black). It answers `digit` INT64 [N], `confidence` FP32 [N] and `probabilities`
-FP32 [N, 10], and `refused` BOOL [N] (the confidence is under the checkpoint's refusal threshold at
+FP32 [N, 10], and `refused` BOOL [N] (the refusal score is under the checkpoint's refusal threshold at
 DIGITS_REFUSAL_RATE: not a digit, which /predict answers 422 `not_a_digit`; always false for a
 checkpoint that refuses nothing), each as JSON data or, when asked (`binary_data`), as raw little-endian bytes after the
 JSON header (`Inference-Header-Content-Length`), as the protocol's binary tensor extension says.

@@ -16,12 +16,12 @@ from app.budget import MemoryBudget
 from model.checkpoint import CheckpointError, LoadedModel, load_checkpoint
 from model.contract import to_tensor
 from model.explain import png_diverging, png_gray, saliency
+from model.gate import inference_gate
 from model.imaging.decode import Opened, open_image
 from model.imaging.errors import PreprocessError, SeveralDigits
 from model.imaging.number import NUMBER_SIDE, Slot, choose, preprocess_number_opened
-from model.imaging.preprocess import WORK_SIDE, Preprocessed, preprocess_opened
+from model.imaging.preprocess import LANES, WORK_SIDE, Preprocessed, preprocess_opened
 from model.network import inference_forward
-from model.refusal import DEFAULT_RATE
 
 log = logging.getLogger("app.predictor")
 
@@ -46,8 +46,9 @@ class Answer:
     confidence: float
     probabilities: list[float]
     model_version: str  # the checkpoint that answered (a reload may swap it between requests)
-    refused: bool = False  # the confidence is under the refusal threshold: not a digit
+    refused: bool = False  # the refusal score is under the refusal threshold: not a digit
     threshold: float | None = None  # that threshold; None when the checkpoint refuses nothing
+    score: float | None = None  # the refusal score (model.refusal): the digit gate's or the confidence
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,14 @@ class Explanation:
     saliency_png: bytes  # gradient x input for the answer: red for, blue against
 
 
-def refusal_threshold(model: LoadedModel, rate: float | None) -> float | None:
-    """The confidence under which `model` refuses an image, at the operating point `rate`
-    (DIGITS_REFUSAL_RATE; None: the default; 0: refusal off); None when it refuses nothing.
-    CheckpointError when the checkpoint holds no such operating point."""
+def refusal_thresholds(model: LoadedModel, rate: float | None) -> dict[str, float] | None:
+    """The score under which `model` refuses an image, in each input lane, at the operating point
+    `rate` (DIGITS_REFUSAL_RATE; None: each lane's default; 0: refusal off); None when it refuses
+    nothing. CheckpointError when the checkpoint holds no such operating point."""
     if model.refusal is None or rate == 0:
         return None
     try:
-        return model.refusal.threshold(DEFAULT_RATE if rate is None else rate)
+        return {lane: model.refusal.threshold(rate, lane) for lane in LANES}
     except ValueError as e:
         raise CheckpointError(f"{model.path}: DIGITS_REFUSAL_RATE={rate}: {e}") from None
 
@@ -80,12 +81,13 @@ class Predictor:
         refusal_rate: float | None = None,
     ) -> None:
         self.net = inference_forward(model.net)  # what answers; model.net (eager) stays for saliency maps
+        self.gate = None if model.gate is None else inference_gate(model.gate)  # the refusal score, if a gate
         self.model = model
         self.max_pixels = max_pixels
         self.on_inference = on_inference
         self.budget = budget
         self.refusal_rate = refusal_rate
-        self.refuse_below = refusal_threshold(model, refusal_rate)
+        self.refuse_below = refusal_thresholds(model, refusal_rate)  # per input lane
 
     @classmethod
     def load(
@@ -130,18 +132,22 @@ class Predictor:
         self.predict_tensors(torch.zeros(8, 1, 28, 28))
         log.info("warm-up done: a drawn 7 reads as %d (confidence %.3f)", answer.digit, answer.confidence)
 
-    def predict_images(self, images: Sequence[np.ndarray], counted: bool = True) -> list[Answer]:
+    def predict_images(
+        self, images: Sequence[np.ndarray], counted: bool = True, lanes: Sequence[str] | None = None
+    ) -> list[Answer]:
         """28x28 preprocessed images (white ink on black, in [0, 1]) -> answers, in one forward pass."""
-        return self.predict_tensors(to_tensor(np.stack(images)), counted)
+        return self.predict_tensors(to_tensor(np.stack(images)), counted, lanes)
 
     @torch.inference_mode()
-    def predict_tensors(self, batch: torch.Tensor, counted: bool = True) -> list[Answer]:
+    def predict_tensors(
+        self, batch: torch.Tensor, counted: bool = True, lanes: Sequence[str] | None = None
+    ) -> list[Answer]:
         """(N, 1, 28, 28) normalised inputs -> N answers, in order, in forward passes of at most
-        FORWARD_CHUNK images; `counted`: answers given to a client (the metrics count them)."""
-        if len(batch) > FORWARD_CHUNK:
-            logits = torch.cat([self.net(part) for part in batch.split(FORWARD_CHUNK)])
-        else:
-            logits = self.net(batch)  # (N, 10)
+        FORWARD_CHUNK images; `counted`: answers given to a client (the metrics count them);
+        `lanes`: the input lane of each (`model.imaging.preprocess.LANES`; None: all "clean"),
+        whose refusal threshold applies."""
+        parts = batch.split(FORWARD_CHUNK) if len(batch) > FORWARD_CHUNK else (batch,)
+        logits = torch.cat([self.net(part) for part in parts]) if len(parts) > 1 else self.net(batch)  # (N, 10)
         probs = torch.softmax(logits / self.model.temperature, dim=1).numpy().astype(np.float64)
         rows: list[list[float]] = probs.tolist()  # whole-batch conversions: per-row numpy calls cost more
         digits: list[int] = probs.argmax(axis=1).tolist()
@@ -149,8 +155,14 @@ class Predictor:
         if below is None:
             answers = [Answer(d, row[d], row, version) for d, row in zip(digits, rows, strict=True)]
         else:
+            if self.gate is None:
+                scores = [row[d] for d, row in zip(digits, rows, strict=True)]
+            else:
+                scores = torch.cat([self.gate(part) for part in parts]).tolist()
+            limits = [below["clean"]] * len(rows) if lanes is None else [below[lane] for lane in lanes]
             answers = [
-                Answer(d, row[d], row, version, row[d] < below, below) for d, row in zip(digits, rows, strict=True)
+                Answer(d, row[d], row, version, score < limit, limit, score)
+                for d, row, score, limit in zip(digits, rows, scores, limits, strict=True)
             ]
         if self.on_inference is not None and counted:
             self.on_inference(answers)
@@ -192,12 +204,13 @@ class Predictor:
 
     def predict_bytes(self, data: bytes) -> Answer:
         """One image. Raises a PreprocessError subclass for bad input."""
-        return self.predict_tensors(self.preprocess(data).tensor.unsqueeze(0))[0]
+        pre = self.preprocess(data)
+        return self.predict_tensors(pre.tensor.unsqueeze(0), lanes=(pre.lane,))[0]
 
     def explain_bytes(self, data: bytes) -> tuple[Answer, Explanation]:
         """One image, with what the model saw and where it looked."""
         pre = self.preprocess(data)
-        answer = self.predict_tensors(pre.tensor.unsqueeze(0))[0]
+        answer = self.predict_tensors(pre.tensor.unsqueeze(0), lanes=(pre.lane,))[0]
         heat = saliency(self.model.net, pre.image, answer.digit)
         return answer, Explanation(input_png=png_gray(pre.image), saliency_png=png_diverging(heat))
 
@@ -207,10 +220,12 @@ class Predictor:
         The errors kept are fresh copies, without the traceback, whose frames would hold the upload
         and its arrays until a full collection. An unexpected failure fails only its own slot."""
         results: list[Answer | PreprocessError] = []
-        inputs, slots = [], []
+        inputs, lanes, slots = [], [], []
         for i, data in enumerate(images):
             try:
-                inputs.append(self.preprocess(data).image)
+                pre = self.preprocess(data)
+                inputs.append(pre.image)
+                lanes.append(pre.lane)
                 slots.append(i)
                 results.append(PreprocessError("pending"))
             except PreprocessError as e:
@@ -219,6 +234,6 @@ class Predictor:
                 log.exception("image %d of a batch failed unexpectedly", i)
                 results.append(ImageFailed("this image could not be read (internal error)"))
         if inputs:  # stacked and normalised once, not an image at a time
-            for i, answer in zip(slots, self.predict_images(inputs), strict=True):
+            for i, answer in zip(slots, self.predict_images(inputs, lanes=lanes), strict=True):
                 results[i] = answer
         return results

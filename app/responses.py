@@ -37,17 +37,18 @@ def prediction_body(answer: Answer, refusal: bool = False) -> dict[str, Any]:
     body = {"digit": answer.digit, "confidence": answer.confidence, "probabilities": answer.probabilities,
             "model_version": answer.model_version}  # fmt: skip
     if refusal:
-        body["refusal"] = {"refused": answer.refused, "score": answer.confidence, "threshold": answer.threshold}
+        score = answer.confidence if answer.score is None else answer.score
+        body["refusal"] = {"refused": answer.refused, "score": score, "threshold": answer.threshold}
     return body
 
 
 def accepted(answer: Answer) -> Answer:
-    """The answer, or NotADigit (422 `not_a_digit`) when its confidence is under the refusal threshold."""
+    """The answer, or NotADigit (422 `not_a_digit`) when its refusal score is under the threshold."""
     if answer.refused:
         raise NotADigit(
-            f"this image does not look like a digit: the best guess, {answer.digit}, has confidence "
-            f"{answer.confidence:.3f}, under the refusal threshold {answer.threshold:.3f}; send ?refuse=false "
-            "for the best guess anyway"
+            f"this image does not look like a digit: its refusal score {answer.score:.3f} is under the "
+            f"threshold {answer.threshold:.3f} (the best guess would be {answer.digit}, confidence "
+            f"{answer.confidence:.3f}); send ?refuse=false for the best guess anyway"
         )
     return answer
 

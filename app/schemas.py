@@ -30,7 +30,10 @@ class Prediction(BaseModel):
 
 class RefusalInfo(BaseModel):
     refused: bool = Field(description="whether the service would have answered 422 not_a_digit")
-    score: float = Field(description="the refusal score: the answer's confidence")
+    score: float = Field(
+        description="the refusal score: the digit gate's probability of a digit (model.gate), or, "
+        "for a checkpoint without a gate, the answer's confidence"
+    )
     threshold: float | None = Field(description="refused under this score; null when the checkpoint refuses nothing")
 
 
@@ -120,8 +123,10 @@ class Readiness(BaseModel):
 class ModelInfo(BaseModel):
     refusal: dict[str, Any] | None = Field(
         None,
-        description="how images with no digit are refused (method, score, the threshold in use at DIGITS_REFUSAL_RATE, "
-        "the stored operating points, what they were fitted on); null when the checkpoint refuses nothing",
+        description="how images with no digit are refused (method, score, what the thresholds were fitted on, the "
+        "stored operating points: `thresholds`, and per input lane, `lanes`; `rates`: the operating point in use in "
+        "each lane, DIGITS_REFUSAL_RATE or the checkpoint's `default_rates`; `lane_thresholds`: the threshold in use "
+        "in each lane, `threshold` the clean lane's); null when the checkpoint refuses nothing",
     )
     architecture: dict[str, Any] = Field(description="network config and layer list")
     parameters: int = Field(description="trainable parameters", examples=[242062])

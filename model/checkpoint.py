@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from model.contract import PREPROCESS_CONSTANTS
+from model.gate import Gate, gate_from_payload, gate_payload
 from model.network import Net, NetConfig, count_parameters
-from model.refusal import Refusal, RefusalDataError
+from model.refusal import GATE_SCORE, Refusal, RefusalDataError
 
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "mnist_cnn.pt"
@@ -35,8 +36,9 @@ class LoadedModel:
     net: Net
     path: Path
     sha256: str
-    meta: dict[str, Any] = field(default_factory=dict)  # everything but the state_dict
+    meta: dict[str, Any] = field(default_factory=dict)  # everything but the weights
     refusal: Refusal | None = None  # how it refuses what is not a digit; None: it does not (model.refusal)
+    gate: Gate | None = None  # the digit gate whose probability is the refusal score (model.gate), if any
 
     @property
     def version(self) -> str:
@@ -77,8 +79,9 @@ def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def save_checkpoint(path: Path, net: Net, meta: dict[str, Any]) -> str:
-    """Write the checkpoint and `<path>.sha256` (sha256sum format); return the hash."""
+def save_checkpoint(path: Path, net: Net, meta: dict[str, Any], gate: Gate | None = None) -> str:
+    """Write the checkpoint (with the digit gate, if any) and `<path>.sha256` (sha256sum format);
+    return the hash."""
     payload = {
         "format_version": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
@@ -86,6 +89,8 @@ def save_checkpoint(path: Path, net: Net, meta: dict[str, Any]) -> str:
         "preprocess": dict(PREPROCESS_CONSTANTS),
         **meta,
     }
+    if gate is not None:
+        payload["gate"] = gate_payload(gate)
     payload.setdefault("metrics", {})
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -162,9 +167,12 @@ def checkpoint_from_bytes(path: Path, data: bytes, digest: str) -> LoadedModel:
     except (TypeError, RuntimeError) as e:
         raise CheckpointError(f"{path}: weights do not fit the recorded network config ({e})") from e
     net.eval()
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    meta = {k: v for k, v in ckpt.items() if k not in ("state_dict", "gate")}
     try:
         refusal = Refusal.from_meta(meta)
-    except RefusalDataError as e:
+        gate = gate_from_payload(ckpt["gate"]) if "gate" in ckpt else None
+    except (RefusalDataError, ValueError) as e:
         raise CheckpointError(f"{path}: {e}") from None
-    return LoadedModel(net=net, path=path, sha256=digest, meta=meta, refusal=refusal)
+    if (refusal is not None and refusal.score == GATE_SCORE) != (gate is not None):
+        raise CheckpointError(f"{path}: a digit gate needs refusal data scored {GATE_SCORE!r}, and such data a gate")
+    return LoadedModel(net=net, path=path, sha256=digest, meta=meta, refusal=refusal, gate=gate)

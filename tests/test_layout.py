@@ -14,8 +14,17 @@ from tests.helpers import ROOT
 
 PACKAGES = ("app", "model", "bench")
 
-#: The network's modules: what a checkpoint is and what the service loads beside the image path.
-CORE = ("model.network", "model.contract", "model.checkpoint", "model.refusal", "model.explain", "model.data")
+#: The networks' modules (the CNN and the digit gate): what a checkpoint is and what the service loads
+#: beside the image path.
+CORE = (
+    "model.network",
+    "model.gate",
+    "model.contract",
+    "model.checkpoint",
+    "model.refusal",
+    "model.explain",
+    "model.data",
+)
 #: What each part of the code may import from the project, besides itself.
 ALLOWED = {
     "model.imaging": ("model.contract",),

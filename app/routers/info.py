@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from app.deps import EngineDep, MetricsDep
 from app.schemas import NOT_READY_RESPONSE, ModelInfo
+from model.imaging.preprocess import LANES
 from model.network import Net
 from model.refusal import DEFAULT_RATE
 
@@ -33,11 +34,13 @@ def _refusal(engine: EngineDep) -> dict[str, Any] | None:
     refusal = engine.model.refusal
     if refusal is None:
         return None
-    rate = engine.predictor.refusal_rate
+    rate, below = engine.predictor.refusal_rate, engine.predictor.refuse_below
     return {
         **refusal.to_meta(),
-        "rate": DEFAULT_RATE if rate is None else rate,
-        "threshold": engine.predictor.refuse_below,  # null: refusal turned off (DIGITS_REFUSAL_RATE=0)
+        # the operating point in each input lane: DIGITS_REFUSAL_RATE, else the checkpoint's default there
+        "rates": {lane: refusal.default_rates.get(lane, DEFAULT_RATE) if rate is None else rate for lane in LANES},
+        "threshold": None if below is None else below["clean"],  # null: refusal turned off (DIGITS_REFUSAL_RATE=0)
+        "lane_thresholds": below,  # the threshold in use in each input lane
     }
 
 

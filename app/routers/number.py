@@ -35,8 +35,8 @@ _NO_DIGITS = "No image, no ink, a digit that is not one, or too many digits"
                 422,
                 _NO_DIGITS,
                 "not_a_digit",
-                "digit 2 of 3 does not look like a digit: the best guess, 4, has confidence 0.210, under the "
-                "refusal threshold 0.520; send ?refuse=false for the best guess anyway",
+                "digit 2 of 3 does not look like a digit: its refusal score 0.004 is under the threshold 0.107 "
+                "(the best guess would be 4, confidence 0.610); send ?refuse=false for the best guess anyway",
             ),
             (
                 422,

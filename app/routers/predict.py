@@ -22,9 +22,9 @@ from model.imaging.errors import PreprocessError
 
 #: ?refuse=, documented once for /predict and /predict/batch.
 REFUSE_DOC = (
-    "true (the default): an image whose best digit's confidence is under the refusal threshold is answered 422 "
-    "`not_a_digit` (in a batch, in its slot); false: the best digit anyway, with `refusal`: whether it would have "
-    "been refused, its score (the confidence) and the threshold"
+    "true (the default): an image whose refusal score (the digit gate's probability of a digit, model.gate) is "
+    "under the refusal threshold is answered 422 `not_a_digit` (in a batch, in its slot); false: the best digit "
+    "anyway, with `refusal`: whether it would have been refused, its score and the threshold"
 )
 
 router = APIRouter(tags=["predict"])
@@ -140,8 +140,8 @@ UNREADABLE = [
                 422,
                 "No image, an image with no ink or with no digit",
                 "not_a_digit",
-                "this image does not look like a digit: the best guess, 4, has confidence 0.210, under the refusal "
-                "threshold 0.520; send ?refuse=false for the best guess anyway",
+                "this image does not look like a digit: its refusal score 0.004 is under the threshold 0.107 (the best "
+                "guess would be 4, confidence 0.610); send ?refuse=false for the best guess anyway",
             ),
             (
                 422,

@@ -4,7 +4,8 @@ Image folders are read through `model.imaging.preprocess`, exactly as the servic
 label is the digit its name starts with, followed by `_` or `-`, and the next name field, if any,
 is its kind: `7_photo_0012.jpg` is a 7 of kind `photo`; `x_texture_0003.png` holds no digit
 (`python -m model.synth.negatives`). Reported for the digits, overall and per kind: accuracy, the share
-refused, the expected calibration error (15 equal-width bins) and the share of answers that are
+refused (by the refusal, apart: digits the best guess would have read right and wrong), the
+expected calibration error (15 equal-width bins) and the share of answers that are
 wrong at a confidence above 0.9; for the images with no digit, per kind: the share refused and the
 share answered at a confidence above 0.9.
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,8 @@ from model.data import DataError, load_split
 from model.evaluate.calibration import CONFIDENT, confident_wrong_share, expected_calibration_error
 from model.evaluate.numbers import evaluate_numbers, one_digit, report_lines
 from model.evaluate.plots import draw_plots
+from model.gate import inference_gate
 from model.imaging.errors import PreprocessError
-from model.refusal import DEFAULT_RATE
 
 LABEL_PATTERN = re.compile(r"^(?P<label>\d+|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
 #: The label of an image that holds no digit (a file named `x_...`).
@@ -47,6 +49,7 @@ class Evaluation:
     names: list[str] = field(default_factory=list)
     confidences: np.ndarray | None = None  # (N,) the stated probability of each answer; 0 where refused
     numbers: dict[str, Any] | None = None  # files of numbers (two digits or more): `evaluate_numbers`
+    best: np.ndarray | None = None  # (N,) the best digit, refused or not; -1 where preprocessing failed
 
     def summary(self) -> dict[str, Any]:
         confidences = self.confidences if self.confidences is not None else np.ones(len(self.labels))
@@ -54,6 +57,7 @@ class Evaluation:
         labels, predictions = self.labels[is_digit], self.predictions[is_digit]
         n = len(labels)
         correct = predictions == labels
+        best = self.best if self.best is not None else self.predictions
         digits = list(range(10))
         if n:
             precision, recall, _, support = precision_recall_fscore_support(
@@ -67,6 +71,7 @@ class Evaluation:
             "errors": int((~correct).sum()),
             "refused": int((predictions < 0).sum()),
             **_calibration(predictions, correct, confidences[is_digit]),
+            **_turned_away(predictions, best[is_digit], labels),
             "per_class": {
                 str(d): {
                     "precision": round(float(precision[d]), 4),
@@ -89,6 +94,7 @@ class Evaluation:
                 ok = self.predictions[at] == self.labels[at]
                 row = {"accuracy": round(float(ok.mean()), 4), "n": int(at.sum())}
                 out["by_kind"][kind] = row | _calibration(self.predictions[at], ok, confidences[at])
+                out["by_kind"][kind] |= _turned_away(self.predictions[at], best[at], self.labels[at])
             negatives = {}
             for kind in sorted(set(kinds[~is_digit].tolist())):
                 at = ~is_digit & (kinds == kind)
@@ -106,6 +112,17 @@ def _calibration(predictions: np.ndarray, correct: np.ndarray, confidences: np.n
         "refusal_rate": round(float((~answered).mean()), 4) if len(predictions) else 0.0,
         "ece": round(expected_calibration_error(confidences[answered], correct[answered]), 4),
         "confident_wrong": round(confident_wrong_share(confidences[answered], correct[answered]), 4),
+    }
+
+
+def _turned_away(predictions: np.ndarray, best: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Digits the refusal turned away (not those preprocessing failed on), as shares of all: those
+    the best digit would have read right (a loss), and those it would have read wrong (none)."""
+    n = max(len(labels), 1)
+    refused = (predictions < 0) & (best >= 0)
+    return {
+        "refused_right": round(float((refused & (best == labels)).sum() / n), 4),
+        "refused_wrong": round(float((refused & (best != labels)).sum() / n), 4),
     }
 
 
@@ -135,24 +152,41 @@ def predict(model: LoadedModel, images: np.ndarray | torch.Tensor, batch_size: i
     return predicted
 
 
-def answers(model: LoadedModel, images: np.ndarray, rate: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """The service's answers: the digits (-1 where the checkpoint's refusal at operating point
-    `rate` turns the image away; 0 or None: no refusal) and their stated confidences."""
+@torch.inference_mode()
+def refusal_scores(model: LoadedModel, images: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """The refusal score of each image (`model.refusal`): the digit gate's probability, else the confidence."""
+    if model.gate is None:
+        return confidence
+    forward = inference_gate(model.gate)
+    x = to_tensor(torch.as_tensor(images, dtype=torch.float32))
+    return torch.cat([forward(part) for part in x.split(1000)]).numpy().astype(np.float64)
+
+
+def answers(
+    model: LoadedModel, images: np.ndarray, rate: float | None, lanes: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The service's answers: the digits (-1 where the checkpoint's refusal turns the image away, at
+    operating point `rate`: None, each lane's default; 0, no refusal), their stated confidences, and
+    the best digit of each, refused or not. `lanes`: each image's input lane (None: all "clean")."""
     probs = probabilities(model, images)
-    digits, confidence = probs.argmax(axis=1).astype(np.int64), probs.max(axis=1).astype(np.float64)
-    if model.refusal is not None and rate:
-        digits[confidence < model.refusal.threshold(rate)] = -1
-    return digits, confidence
+    best, confidence = probs.argmax(axis=1).astype(np.int64), probs.max(axis=1).astype(np.float64)
+    digits = best.copy()
+    if model.refusal is not None and rate != 0:
+        lanes = ["clean"] * len(digits) if lanes is None else lanes
+        limits = {lane: model.refusal.threshold(rate, lane) for lane in set(lanes)}
+        below = np.array([limits[lane] for lane in lanes], dtype=np.float64)
+        digits[refusal_scores(model, images, confidence) < below] = -1
+    return digits, confidence, best
 
 
 def evaluate_mnist(
-    model: LoadedModel, data_dir: str | Path | None = None, limit: int | None = None, rate: float | None = DEFAULT_RATE
+    model: LoadedModel, data_dir: str | Path | None = None, limit: int | None = None, rate: float | None = None
 ) -> Evaluation:
     test = load_split("test", data_dir)
     images = test.images[:limit].float().numpy() / 255
     labels = test.labels[:limit].numpy()
-    digits, confidence = answers(model, images, rate)
-    return Evaluation(images, labels, digits, confidences=confidence)
+    digits, confidence, best = answers(model, images, rate)
+    return Evaluation(images, labels, digits, confidences=confidence, best=best)
 
 
 def label_of(path: Path) -> tuple[int, str] | None:
@@ -169,7 +203,7 @@ def number_of(path: Path) -> tuple[str, str] | None:
     return (m["label"], m["kind"] or "") if m and len(m["label"]) > 1 and m["label"] != "x" else None
 
 
-def evaluate_images(model: LoadedModel, folder: Path, rate: float | None = DEFAULT_RATE) -> Evaluation:
+def evaluate_images(model: LoadedModel, folder: Path, rate: float | None = None) -> Evaluation:
     """Every labelled image file in `folder`, through the service's preprocessing; numbers through
     `/predict/number`'s (`model.evaluate.numbers`)."""
     images_in = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -181,23 +215,25 @@ def evaluate_images(model: LoadedModel, folder: Path, rate: float | None = DEFAU
         )
     images = np.zeros((len(files), 28, 28), dtype=np.float32)
     ok = np.zeros(len(files), dtype=bool)
-    labels, kinds = [], []
+    labels, kinds, lanes = [], [], []
     for i, path in enumerate(files):
         label, kind = label_of(path) or (0, "")
         labels.append(label)
         kinds.append(kind)
         try:
-            images[i] = one_digit(model, path.read_bytes(), probabilities).image
-            ok[i] = True
+            pre = one_digit(model, path.read_bytes(), probabilities)
+            images[i], ok[i] = pre.image, True
+            lanes.append(pre.lane)
         except PreprocessError:
             pass
     predictions = np.full(len(files), -1, dtype=np.int64)
+    best = np.full(len(files), -1, dtype=np.int64)
     confidences = np.zeros(len(files), dtype=np.float64)
     if ok.any():
-        predictions[ok], confidences[ok] = answers(model, images[ok], rate)
+        predictions[ok], confidences[ok], best[ok] = answers(model, images[ok], rate, lanes)
     names = [p.name for p in files]
     read = evaluate_numbers(model, numbers, probabilities) if numbers else None
-    return Evaluation(images, np.array(labels, dtype=np.int64), predictions, kinds, names, confidences, read)
+    return Evaluation(images, np.array(labels, dtype=np.int64), predictions, kinds, names, confidences, read, best)
 
 
 def format_report(summary: dict[str, Any], source: str, model: LoadedModel) -> str:
@@ -215,7 +251,8 @@ def format_report(summary: dict[str, Any], source: str, model: LoadedModel) -> s
     lines += ["  " + " ".join(f"{v:>5}" for v in row) for row in summary["confusion_matrix"]]
     for kind, row in summary.get("by_kind", {}).items():
         lines.append(f"kind {kind:<10} accuracy {row['accuracy']:.4f}  n={row['n']:<5} refused "
-                     f"{row['refusal_rate']:.4f}  ECE {row['ece']:.4f}  wrong above {CONFIDENT} "
+                     f"{row['refusal_rate']:.4f} (read right {row['refused_right']:.4f}, wrong "
+                     f"{row['refused_wrong']:.4f})  ECE {row['ece']:.4f}  wrong above {CONFIDENT} "
                      f"{row['confident_wrong']:.4f}")  # fmt: skip
     lines += report_lines(summary["numbers"]) if "numbers" in summary else []
     negatives = summary.get("not_a_digit")
@@ -235,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="MNIST folder (default $MNIST_DATA_DIR or data/mnist)")
     p.add_argument("--images", type=Path, default=None, help="folder of labelled image files instead of MNIST")
     p.add_argument("--limit", type=int, default=None, help="first N MNIST test images only")
-    p.add_argument("--refusal-rate", type=float, default=DEFAULT_RATE,
-                   help="operating point of the checkpoint's refusal, as DIGITS_REFUSAL_RATE (0: none)")  # fmt: skip
+    p.add_argument("--refusal-rate", type=float, default=None,
+                   help="operating point of the checkpoint's refusal, as DIGITS_REFUSAL_RATE "
+                        "(default: each input lane's, as the service; 0: none)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", type=Path, default=None, help="write the PNG pictures into this folder")
     args = p.parse_args(argv)

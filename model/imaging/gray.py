@@ -66,6 +66,15 @@ def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
 
 
+def transparent(img: Image.Image) -> bool:
+    """Some of the image is transparent (a drawing on a canvas, as the page sends it)."""
+    if not _has_alpha(img) or img.mode in WIDE_MODES:
+        return False
+    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else img.convert("RGBA").getchannel("A")
+    low = alpha.getextrema()[0]
+    return isinstance(low, (int, float)) and low < 250
+
+
 def shrink_to(img: Image.Image, side: int, blocks: bool = False) -> Image.Image:
     """`side` pixels on the longer side (box filter); or with `blocks`, at most `side`, each pixel
     the mean of a block of n x n (fewer at the right and bottom edges), n as small as fits: Pillow's

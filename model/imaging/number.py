@@ -31,7 +31,7 @@ from model.contract import SIZE
 from model.imaging.decode import DEFAULT_MAX_PIXELS, Opened, open_image
 from model.imaging.errors import NoInk, TooManyDigits
 from model.imaging.geometry import Strokes, bbox, find_strokes, model_input, passes_through
-from model.imaging.gray import enlarge, row_side, to_gray, unblock
+from model.imaging.gray import enlarge, row_side, to_gray, transparent, unblock
 from model.imaging.ink import border_level, clean_ink_map, ink_map, on_table
 from model.imaging.level import level, slope
 from model.imaging.preprocess import ENLARGE_TO, WORK_SIDE, decoded
@@ -65,6 +65,7 @@ class Slot:
     whole: NumberDigit
     pieces: tuple[tuple[int, int, NumberDigit], ...] = ()
     ends: int = 1
+    lane: str = "clean"  # the upload's input lane (`model.imaging.preprocess.LANES`)
 
     @property
     def images(self) -> list[np.ndarray]:
@@ -100,6 +101,7 @@ def _slots(img: Image.Image) -> list[Slot]:
     if paper is not None and photo and on_table(gray, paper):  # an even-toned table round the sheet
         paper = None
     ink = ink_map(gray, photo) if paper is None else clean_ink_map(gray, paper)
+    lane = "photo" if paper is None else "canvas" if transparent(img) else "clean"
     every = find_strokes(ink, border_clutter=paper is None, specks=0.0)
     back = _upright
     angle = slope(every.ink)
@@ -147,7 +149,7 @@ def _slots(img: Image.Image) -> list[Slot]:
             if (a, b) != (0, len(bounds) - 1) and PIECE[0] <= (bounds[b] - bounds[a]) / (r1 - r0) <= PIECE[1]:
                 with contextlib.suppress(NoInk):  # a piece with no ink of its own is no piece
                     pieces.append((a, b, digit(own, (r0, r1, c0 + bounds[a], c0 + bounds[b]))))
-        slots.append(Slot(digit(own, group.box), tuple(pieces), len(bounds) - 1))
+        slots.append(Slot(digit(own, group.box), tuple(pieces), len(bounds) - 1, lane))
     if not slots:
         raise NoInk("no digit found")
     return slots

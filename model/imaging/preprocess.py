@@ -31,7 +31,7 @@ from model.contract import SIZE, to_tensor
 from model.imaging.decode import DEFAULT_MAX_PIXELS, Opened, load, open_image
 from model.imaging.errors import NoInk
 from model.imaging.geometry import bbox, keep_digit, model_input, passes_through
-from model.imaging.gray import enlarge, row_side, shrink, to_gray, unblock
+from model.imaging.gray import enlarge, row_side, shrink, to_gray, transparent, unblock
 from model.imaging.ink import border_level, clean_ink_map, ink_map, on_table
 from model.imaging.segment import Box
 
@@ -53,10 +53,17 @@ ENLARGE_TO = 64
 WIDE = 1.05
 
 
+#: The input lanes, each with refusal thresholds of its own (`model.refusal`): strokes on a
+#: transparent canvas (the drawing page's), a photo (uneven light, a table round the sheet: the
+#: photo path below), anything else (a scan, a print, a drawing on paper, an MNIST digit).
+LANES = ("canvas", "photo", "clean")
+
+
 @dataclass(frozen=True)
 class Preprocessed:
     image: np.ndarray  # (28, 28) float32 in [0, 1], white ink on black: what the model sees
     fast_path: bool  # True when the input was already MNIST-like and passed through
+    lane: str = "clean"  # which of LANES the upload came by
 
     @property
     def wide(self) -> bool:
@@ -117,10 +124,10 @@ def _from_image(img: Image.Image) -> Preprocessed:
             ink, box = _clean_digit(coarse, paper)
             if not _big_enough(box, ink.shape):  # found small: a closer look at the working size
                 ink, box = _closer(to_gray(img, WORK_SIDE), coarse.shape, box)
-            return Preprocessed(image=model_input(ink, box), fast_path=False)
+            return Preprocessed(model_input(ink, box), False, "canvas" if transparent(img) else "clean")
     gray = to_gray(img, WORK_SIDE)
-    image, fast = mnistify(unblock(gray) if small else gray, photo=not small)
-    return Preprocessed(image=image, fast_path=fast)
+    image, fast, photo = _mnistify(unblock(gray) if small else gray, photo=not small)
+    return Preprocessed(image, fast, "photo" if photo else "canvas" if transparent(img) else "clean")
 
 
 def _one_digit_in_row(row: np.ndarray) -> None:
@@ -135,19 +142,24 @@ def mnistify(gray: np.ndarray, photo: bool = False) -> tuple[np.ndarray, bool]:
     """Grayscale in [0, 1] (any size, any polarity) -> 28x28 white-on-black, and whether it passed
     through. `photo`: the upload is larger than the working size, so a sheet of paper on a table
     may be in it (`model.imaging.ink.ink_map`); a scan or crop of a few hundred pixels is not taken for one."""
+    return _mnistify(gray, photo)[:2]
+
+
+def _mnistify(gray: np.ndarray, photo: bool) -> tuple[np.ndarray, bool, bool]:
+    """`mnistify`, and whether the image was read as a photo (the photo lane)."""
     same = passes_through(gray)
     if same is not None:
-        return same, True
+        return same, True, False
     gray = enlarge(gray, SIZE, ENLARGE_TO)
     coarse = shrink(gray, ANALYSIS_SIDE)
     paper = border_level(coarse)
     # a photo (uneven light, noise, a table: a sheet on an even-toned one has a clean border too)
     if paper is None or (photo and on_table(coarse, paper)):
-        return model_input(keep_digit(ink_map(gray, photo))), False
+        return model_input(keep_digit(ink_map(gray, photo))), False, True
     ink, box = _clean_digit(coarse, paper)
     if coarse.shape != gray.shape and not _big_enough(box, ink.shape):
         ink, box = _closer(gray, coarse.shape, box)
-    return model_input(ink, box), False
+    return model_input(ink, box), False, False
 
 
 def _clean_digit(gray: np.ndarray, paper: float) -> tuple[np.ndarray, Box]:

@@ -221,12 +221,10 @@ def make_scene(rng: np.random.Generator) -> tuple[bytes, str]:
     return _save(img, rng, jpeg=0.7)
 
 
-def generate(out: Path, per_kind: int = 100, seed: int = 0) -> int:
-    """Write `per_kind` images of each kind into `out` as `x_<kind>_<n>.<ext>`; how many were written."""
-    rng = np.random.default_rng(seed)
+def makers(rng: np.random.Generator) -> dict[str, Callable[[], tuple[bytes, str]]]:
+    """A maker of each kind, drawing from `rng`: each call gives one image's bytes and extension."""
     fonts = _fonts()
-    out.mkdir(parents=True, exist_ok=True)
-    makers: dict[str, Callable[[], tuple[bytes, str]]] = {
+    return {
         "typed": lambda: make_typed(rng, fonts),
         "drawn": lambda: make_drawn(rng),
         "texture": lambda: make_texture(rng),
@@ -235,8 +233,14 @@ def generate(out: Path, per_kind: int = 100, seed: int = 0) -> int:
         "noise": lambda: make_noise(rng),
         "scene": lambda: make_scene(rng),
     }
+
+
+def generate(out: Path, per_kind: int = 100, seed: int = 0) -> int:
+    """Write `per_kind` images of each kind into `out` as `x_<kind>_<n>.<ext>`; how many were written."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
     n = 0
-    for kind, make in makers.items():
+    for kind, make in makers(rng).items():
         for k in range(per_kind):
             data, ext = make()
             (out / f"x_{kind}_{k:04d}.{ext}").write_bytes(data)

@@ -93,8 +93,9 @@ def test_a_batch_refuses_in_the_slot(strict: TestClient) -> None:
 def test_model_says_how_it_refuses(strict: TestClient, client: TestClient) -> None:
     refusal = strict.get("/model").json()["refusal"]
     assert refusal["score"] == "max_softmax"
-    assert refusal["rate"] == 0.002
+    assert refusal["rates"] == {"canvas": 0.002, "photo": 0.002, "clean": 0.002}  # no lanes of its own: the default
     assert refusal["threshold"] == pytest.approx(Refusal(STRICT, "", "").threshold(0.002))
+    assert refusal["lane_thresholds"] == {lane: refusal["threshold"] for lane in ("canvas", "photo", "clean")}
     assert client.get("/model").json()["refusal"] is None  # the tiny checkpoint has no refusal data
 
 

@@ -249,7 +249,8 @@ def test_evaluate_image_folder_and_plots(tmp_path: Path, capsys: pytest.CaptureF
     assert out["accuracy"] == 0.75
     assert out["refusal_rate"] == 0.25
     assert set(out["by_kind"]) == {"blank", "drawn"}
-    assert out["by_kind"]["blank"] == {"accuracy": 0.0, "n": 1, "refusal_rate": 1.0, "ece": 0.0, "confident_wrong": 0.0}
+    assert out["by_kind"]["blank"] == {"accuracy": 0.0, "n": 1, "refusal_rate": 1.0, "ece": 0.0, "confident_wrong": 0.0,
+                                       "refused_right": 0.0, "refused_wrong": 0.0}  # fmt: skip  # by preprocessing
     drawn = out["by_kind"]["drawn"]
     assert (drawn["accuracy"], drawn["n"], drawn["refusal_rate"], drawn["confident_wrong"]) == (1.0, 3, 0.0, 0.0)
     assert drawn["ece"] < 0.01  # three right answers, each stated at nearly 1
