@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         ge=0,
         le=0.05,
         description="how strict the refusal of images with no digit is: the share of real digits it may turn away, "
-        "an operating point the checkpoint holds (0.0005-0.05); 0: refusal off; default: 0.002",
+        "an operating point the checkpoint holds (0.0005-0.05), in every input lane; 0: refusal off; default: "
+        "the checkpoint's operating point for each lane (0.002 where it names none)",
     )
     max_upload_bytes: int = Field(5 * MiB, gt=0, description="largest image upload, in bytes")
     max_batch_bytes: int = Field(

@@ -153,6 +153,11 @@ def draw(pg: sync_api.Page, strokes: list[list[tuple[float, float]]], left: floa
         pg.mouse.up()
 
 
+LETTER_A = [[(0.15, 0.95), (0.5, 0.05), (0.85, 0.95)], [(0.3, 0.6), (0.7, 0.6)]]
+THREE = [[(0.2, 0.15), (0.45, 0.05), (0.75, 0.15), (0.75, 0.35), (0.45, 0.48), (0.8, 0.62), (0.8, 0.85),
+          (0.5, 0.97), (0.2, 0.88)]]  # fmt: skip
+
+
 def draw_seven(pg: sync_api.Page) -> None:
     draw(pg, SEVEN)
 
@@ -211,6 +216,24 @@ def test_drawn_seven_is_read_as_seven(page: tuple[sync_api.Page, list[str]]) -> 
     assert shown_percent_sum(pg) == pytest.approx(100.0, abs=0.6)  # ten values rounded to 0.1
     assert (pg.locator("#saliency").get_attribute("src", timeout=1000) or "").startswith("data:image/png;base64,")
     assert answer_height(pg) == pytest.approx(before, abs=1)
+
+
+def test_drawn_letter_a_is_not_a_digit(page: tuple[sync_api.Page, list[str]]) -> None:
+    """The shipped checkpoint refuses a capital A drawn on the page, and says so in plain words."""
+    pg, _ = page
+    draw(pg, LETTER_A)
+    pg.wait_for_function("document.getElementById('status').dataset.code === 'not_a_digit'")
+    drawn_right(pg, "refused")
+    assert pg.locator("#verdict").text_content() == "Not a digit"
+    assert bar_sum(pg) == 0
+
+
+def test_drawn_three_is_read_as_three(page: tuple[sync_api.Page, list[str]]) -> None:
+    pg, _ = page
+    draw(pg, THREE)
+    pg.wait_for_function("document.getElementById('digit').dataset.digit !== ''")
+    assert pg.locator("#digit").text_content() == "3"
+    drawn_right(pg, "digit")
 
 
 def test_uploaded_photo_is_read(page: tuple[sync_api.Page, list[str]]) -> None:

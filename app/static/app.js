@@ -275,7 +275,12 @@ function recipe(t) {
 function refusalLine(r) {
   if (!r) return "It always answers a digit: a letter or a doodle gets the nearest digit, mostly with low confidence.";
   if (r.threshold === null) return "Refusal is off here (DIGITS_REFUSAL_RATE=0): every image gets a digit.";
-  return `It answers "not a digit" when unsure: set to turn away ${(r.rate * 100).toFixed(1)}% of held-out real digits.`;
+  const pct = (x) => `${(x * 100).toFixed(1)}%`;
+  const who = r.score === "digit_gate"
+    ? 'A second, small network checks that there is a digit at all: letters, doodles and textures are answered "not a digit".'
+    : 'It answers "not a digit" when unsure.';
+  return `${who} Set to turn away ${pct(r.rates.canvas)} of held-out digits drawn on a canvas, ` +
+    `${pct(r.rates.photo)} of photographed and ${pct(r.rates.clean)} of other ones.`;
 }
 
 function addEntries(list, entries) {

@@ -29,9 +29,8 @@ from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, LoadedModel, l
 from model.contract import to_tensor
 from model.data import DataError, load_split
 from model.evaluate.calibration import CONFIDENT, confident_wrong_share, expected_calibration_error
-from model.evaluate.numbers import evaluate_numbers, one_digit, report_lines
+from model.evaluate.numbers import evaluate_numbers, one_digit, refusal_scores, report_lines
 from model.evaluate.plots import draw_plots
-from model.gate import inference_gate
 from model.imaging.errors import PreprocessError
 
 LABEL_PATTERN = re.compile(r"^(?P<label>\d+|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
@@ -150,16 +149,6 @@ def predict(model: LoadedModel, images: np.ndarray | torch.Tensor, batch_size: i
     """Predicted digits for (N, 28, 28) images in [0, 1]."""
     predicted: np.ndarray = probabilities(model, images, batch_size).argmax(axis=1).astype(np.int64)
     return predicted
-
-
-@torch.inference_mode()
-def refusal_scores(model: LoadedModel, images: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """The refusal score of each image (`model.refusal`): the digit gate's probability, else the confidence."""
-    if model.gate is None:
-        return confidence
-    forward = inference_gate(model.gate)
-    x = to_tensor(torch.as_tensor(images, dtype=torch.float32))
-    return torch.cat([forward(part) for part in x.split(1000)]).numpy().astype(np.float64)
 
 
 def answers(

@@ -3,7 +3,8 @@ number two or more digits long): each read as `/predict/number` reads it, exact 
 sent to `/predict` as well, which should answer `several_digits`.
 
 Reported per kind: the share read exactly, the share with the right count of digits, the digits'
-own accuracy where the count is right, and the share `/predict` answers `several_digits`.
+own accuracy where the count is right, the share `/predict` answers `several_digits`, and the share
+refused as `not_a_digit` (all, and those read exactly).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from model.checkpoint import LoadedModel
+from model.contract import to_tensor
+from model.gate import inference_gate
 from model.imaging.errors import PreprocessError, SeveralDigits
 from model.imaging.number import choose, preprocess_number
 from model.imaging.preprocess import Preprocessed, preprocess
@@ -25,6 +29,32 @@ from model.imaging.preprocess import Preprocessed, preprocess
 class Read:
     digit: int
     confidence: float
+
+
+@torch.inference_mode()
+def refusal_scores(model: LoadedModel, images: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """The refusal score of each image (`model.refusal`): the digit gate's probability, else the confidence."""
+    if model.gate is None:
+        return confidence
+    forward = inference_gate(model.gate)
+    x = to_tensor(torch.as_tensor(images, dtype=torch.float32))
+    return torch.cat([forward(part) for part in x.split(1000)]).numpy().astype(np.float64)
+
+
+def number_refused(model: LoadedModel, data: bytes, probabilities: Any) -> bool:
+    """Whether `/predict/number` answers `not_a_digit` for `data` at each lane's default operating
+    point: one of the digits it reads is under its lane's refusal threshold."""
+    if model.refusal is None:
+        return False
+    try:
+        slots = preprocess_number(data)
+    except PreprocessError:
+        return False
+    probs = probabilities(model, np.stack([image for slot in slots for image in slot.images]))
+    chosen = choose(slots, [Read(int(p.argmax()), float(p.max())) for p in probs])
+    images = np.stack([digit.image for digit, _ in chosen])
+    scores = refusal_scores(model, images, np.array([answer.confidence for _, answer in chosen]))
+    return bool((scores < model.refusal.threshold(None, slots[0].lane)).any())
 
 
 def read_number(model: LoadedModel, data: bytes, probabilities: Any) -> str | None:
@@ -62,18 +92,20 @@ def evaluate_numbers(model: LoadedModel, files: list[tuple[Path, str, str]], pro
             several = True
         except PreprocessError:
             several = False
-        results.append((number, read_number(model, data, probabilities), several))
-    by_kind: dict[str, list[tuple[str, str | None, bool]]] = defaultdict(list)
+        results.append(
+            (number, read_number(model, data, probabilities), several, number_refused(model, data, probabilities))
+        )
+    by_kind: dict[str, list[tuple[str, str | None, bool, bool]]] = defaultdict(list)
     for (_, _, kind), result in zip(files, results, strict=True):
         by_kind[kind].append(result)
-    misread = [f"{p.name}: {got}" for (p, number, _), (_, got, _) in zip(files, results, strict=True) if got != number]
+    misread = [f"{p.name}: {got}" for (p, number, _), (_, got, *_) in zip(files, results, strict=True) if got != number]
     return {"all": _row(results), "by_kind": {k: _row(v) for k, v in sorted(by_kind.items())}, "misread": misread[:20]}
 
 
-def _row(rows: list[tuple[str, str | None, bool]]) -> dict[str, float]:
+def _row(rows: list[tuple[str, str | None, bool, bool]]) -> dict[str, float]:
     n = len(rows)
-    exact = sum(got == want for want, got, _ in rows)
-    counted = [(want, got) for want, got, _ in rows if got is not None and len(got) == len(want)]
+    exact = sum(got == want for want, got, *_ in rows)
+    counted = [(want, got) for want, got, *_ in rows if got is not None and len(got) == len(want)]
     digits = sum(len(want) for want, _ in counted)
     right = sum(a == b for want, got in counted for a, b in zip(want, got, strict=True))
     return {
@@ -81,7 +113,10 @@ def _row(rows: list[tuple[str, str | None, bool]]) -> dict[str, float]:
         "exact": round(exact / n, 4) if n else 0.0,
         "count_right": round(len(counted) / n, 4) if n else 0.0,
         "digit_accuracy": round(right / digits, 4) if digits else 0.0,
-        "several_digits_at_predict": round(sum(s for *_, s in rows) / n, 4) if n else 0.0,
+        "several_digits_at_predict": round(sum(s for _, _, s, _ in rows) / n, 4) if n else 0.0,
+        # refused (not_a_digit) at each lane's default operating point: all, and those read exactly
+        "refused": round(sum(r for *_, r in rows) / n, 4) if n else 0.0,
+        "refused_right": round(sum(r and got == want for want, got, _, r in rows) / n, 4) if n else 0.0,
     }
 
 
@@ -91,5 +126,6 @@ def report_lines(numbers: dict[str, Any]) -> list[str]:
     for kind, row in {**numbers["by_kind"], "(all)": numbers["all"]}.items():
         lines.append(f"number {kind:<11} n={row['n']:<5} exact {row['exact']:.4f}  digits counted right "
                      f"{row['count_right']:.4f}  digit accuracy {row['digit_accuracy']:.4f}  several_digits at "
-                     f"/predict {row['several_digits_at_predict']:.4f}")  # fmt: skip
+                     f"/predict {row['several_digits_at_predict']:.4f}  refused {row['refused']:.4f} (read right "
+                     f"{row['refused_right']:.4f})")  # fmt: skip
     return lines + [f"misread: {m}" for m in numbers["misread"]]

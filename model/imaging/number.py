@@ -101,7 +101,9 @@ def _slots(img: Image.Image) -> list[Slot]:
     if paper is not None and photo and on_table(gray, paper):  # an even-toned table round the sheet
         paper = None
     ink = ink_map(gray, photo) if paper is None else clean_ink_map(gray, paper)
-    lane = "photo" if paper is None else "canvas" if transparent(img) else "clean"
+    # a drawing of one glyph on a canvas is held to the canvas lane's strict threshold (people draw
+    # letters there); the digits of a drawn number, each smaller and cut from its neighbours, to the clean one's
+    canvas = transparent(img)
     every = find_strokes(ink, border_clutter=paper is None, specks=0.0)
     back = _upright
     angle = slope(every.ink)
@@ -120,6 +122,7 @@ def _slots(img: Image.Image) -> list[Slot]:
     if len(groups) > MAX_DIGITS:
         raise TooManyDigits(f"{len(groups)} digits found; at most {MAX_DIGITS} are read in one image")
     sy, sx = height / gray.shape[0], width / gray.shape[1]
+    lane = "photo" if paper is None else "canvas" if canvas and len(groups) == 1 else "clean"
 
     def digit(own: np.ndarray, box: Box) -> NumberDigit:
         r0, r1, c0, c1 = box

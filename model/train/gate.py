@@ -44,7 +44,7 @@ class GateRecipe:
     seed: int = 0
     # the operating point served in each input lane (model.refusal.Refusal.default_rates): the share
     # of that lane's held-out digits refused
-    canvas_rate: float = 0.005
+    canvas_rate: float = 0.004
     photo_rate: float = 0.005
     clean_rate: float = 0.003
 

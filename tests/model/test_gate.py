@@ -15,12 +15,17 @@ from PIL import Image
 
 from app.main import create_app
 from app.settings import Settings
-from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.checkpoint import CheckpointError, LoadedModel, load_checkpoint, save_checkpoint
+from model.contract import to_tensor
+from model.data import MnistSplit
 from model.gate import Gate, GateConfig, inference_gate
+from model.imaging.errors import PreprocessError
 from model.imaging.number import preprocess_number
 from model.imaging.preprocess import preprocess
 from model.network import Net
 from model.refusal import GATE_SCORE, RATES, Refusal, RefusalDataError
+from model.synth.negatives import make_drawn
+from model.synth.realworld import make_canvas
 from tests.conftest import TINY
 from tests.helpers import canvas, draw_seven, encode
 
@@ -151,3 +156,53 @@ def test_the_inference_gate_matches_the_module() -> None:
     with torch.no_grad():
         expected = torch.sigmoid(gate(x))
     assert inference_gate(gate)(x).tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+@torch.inference_mode()
+def answered(model: LoadedModel, images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Each upload's lane's verdict from the shipped gate at its default operating point, and the
+    CNN's best digit (-1 where preprocessing refuses the upload itself)."""
+    gate = None if model.gate is None else inference_gate(model.gate)
+    refused, best = np.ones(len(images), bool), np.full(len(images), -1)
+    for i, data in enumerate(images):
+        try:
+            pre = preprocess(data)
+        except PreprocessError:
+            continue
+        assert gate is not None
+        assert model.refusal is not None
+        x = pre.tensor.unsqueeze(0)
+        refused[i] = float(gate(x)) < model.refusal.threshold(None, pre.lane)
+        best[i] = int(model.net(x).argmax())
+    return refused, best
+
+
+def test_the_shipped_checkpoint_refuses_drawn_letters_and_doodles(shipped_model: LoadedModel) -> None:
+    """A fixed, seeded set the gate never trained on (its training used other seeds): letters and
+    doodles drawn on a transparent canvas as the page sends them."""
+    assert shipped_model.gate is not None
+    rng = np.random.default_rng(20261206)
+    refused, _ = answered(shipped_model, [make_drawn(rng)[0] for _ in range(100)])
+    assert refused.sum() >= 97, f"{refused.sum()} of 100 refused"
+
+
+@torch.inference_mode()
+def test_the_shipped_checkpoint_keeps_real_digits(shipped_model: LoadedModel, mnist_test: MnistSplit) -> None:
+    """MNIST's test set, counting refusals as errors, at least 99.5%; of 300 of its digits drawn on
+    a transparent canvas, at most 2 read right are turned away."""
+    images = mnist_test.images.float() / 255
+    x = to_tensor(images)
+    right = model_answers(shipped_model, x) == mnist_test.labels
+    assert shipped_model.gate is not None
+    assert shipped_model.refusal is not None
+    refused = inference_gate(shipped_model.gate)(x) < shipped_model.refusal.threshold(None, "clean")
+    assert float((right & ~refused).float().mean()) >= 0.995
+    rng = np.random.default_rng(20261207)
+    picks = rng.integers(len(images), size=300)
+    refused_canvas, best = answered(shipped_model, [make_canvas(mnist_test.images[i].numpy(), rng)[0] for i in picks])
+    labels = mnist_test.labels[picks].numpy()
+    assert (refused_canvas & (best == labels)).sum() <= 2
+
+
+def model_answers(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([model.net(part) for part in x.split(2000)]).argmax(1)

@@ -134,7 +134,9 @@ def test_outlier_exposure_writes_refusal_data_the_service_reads(tiny_mnist: Path
     assert "upload-like renderings" in model.refusal.fitted_on  # thresholds fitted where uploads sit too
     assert sorted(model.refusal.thresholds) == list(RATES)
     assert 0 < model.refusal.threshold(0.002) < 1
-    assert load_checkpoint(DEFAULT_CHECKPOINT).refusal is None  # shipped without refusal data (--no-refusal)
+    shipped = load_checkpoint(DEFAULT_CHECKPOINT).refusal  # shipped with the digit gate's refusal instead
+    assert shipped is not None
+    assert shipped.score == "digit_gate"
 
 
 def test_fonts_and_a_finetune_train_on_printed_digits_and_pieces(tiny_mnist: Path, tmp_path: Path) -> None:
@@ -189,11 +191,14 @@ def test_elastic_distortion_bends_strokes_and_is_seeded() -> None:
 
 def test_shipped_checkpoint_scores_on_the_full_mnist_test_set(mnist_test: MnistSplit) -> None:
     model = load_checkpoint(DEFAULT_CHECKPOINT)
-    ev = evaluate_mnist(model)
+    ev = evaluate_mnist(model, rate=0)  # the CNN's own answers, no refusal: as it was measured
     summary = ev.summary()
     assert summary["n"] == 10000
     assert summary["accuracy"] >= 0.994
     assert summary["accuracy"] == pytest.approx(model.meta["metrics"]["test_accuracy"], abs=1e-9)
+    refusing = evaluate_mnist(model).summary()  # as the service answers: a refusal counts as an error
+    assert refusing["accuracy"] >= 0.995
+    assert refusing["refused_right"] <= 0.002
     assert sum(map(sum, summary["confusion_matrix"])) == 10000
     assert all(row["recall"] > 0.98 for row in summary["per_class"].values())
 
