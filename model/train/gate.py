@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from model.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint, save_checkpoint
 from model.contract import to_tensor
 from model.data import load_split
-from model.gate import Gate, inference_gate
+from model.gate import Gate, GateConfig, inference_gate
 from model.imaging.preprocess import LANES
 from model.refusal import GATE_SCORE, Refusal, fit_thresholds
 from model.train.gate_data import MORE, Examples, examples
@@ -42,6 +42,9 @@ class GateRecipe:
     per_kind: int = 1000  # renderings of each kind per shard (model.train.gate_data.examples); half as many held out
     negatives: int = 1200  # negatives of each kind per shard (more of some: model.train.gate_data.MORE)
     seed: int = 0
+    conv1_filters: int = GateConfig.conv1_filters  # the gate's size (model.gate.GateConfig)
+    conv2_filters: int = GateConfig.conv2_filters
+    fc_size: int = GateConfig.fc_size
     # the operating point served in each input lane (model.refusal.Refusal.default_rates): the share
     # of that lane's held-out digits refused
     canvas_rate: float = 0.004
@@ -67,7 +70,7 @@ def train_gate(train: Examples, cfg: GateRecipe) -> Gate:
     x = to_tensor(torch.from_numpy(train.images).float() / 255)
     target = torch.from_numpy(train.digit.astype(np.float32))
     weights = balanced_weights(train)
-    gate = Gate()
+    gate = Gate(GateConfig(cfg.conv1_filters, cfg.conv2_filters, cfg.fc_size))
     opt = torch.optim.AdamW(gate.parameters(), cfg.lr, weight_decay=1e-4)
     steps = cfg.epochs * -(-len(x) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)
