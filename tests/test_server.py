@@ -35,16 +35,21 @@ def test_thousand_mnist_pngs_over_http(server: str, mnist_test: MnistSplit, ship
     images, labels = mnist_test.images[:1000].numpy(), mnist_test.labels[:1000].tolist()
 
     def ask(i: int) -> int:
+        """The digit answered, or -1 for not_a_digit (the digit gate's refusal)."""
         png = encode(Image.fromarray(images[i], "L"))
         body, ctype = multipart([("file", f"{i}.png", png)]) if i % 2 else (png, "image/png")
         status, answer = post(server + "/predict", body, ctype)
+        if status == 422 and answer["error"]["code"] == "not_a_digit":
+            return -1
         assert status == 200, answer
         return int(answer["digit"])
 
     with ThreadPoolExecutor(8) as pool:
         predicted = list(pool.map(ask, range(1000)))
     # the model's own answers, in process: over HTTP each 28x28 PNG passes through untouched
-    assert predicted == probabilities(shipped_model, images / 255.0).argmax(1).tolist()
+    own = probabilities(shipped_model, images / 255.0).argmax(1).tolist()
+    assert [p for p in predicted if p >= 0] == [o for p, o in zip(predicted, own, strict=True) if p >= 0]
+    assert predicted.count(-1) <= 5, predicted.count(-1)
     correct = sum(p == y for p, y in zip(predicted, labels, strict=True))
     assert correct >= 985, correct  # a little under what the shipped checkpoint reads of these
 
