@@ -28,7 +28,7 @@ import numpy as np
 
 #: The operating points a checkpoint stores: shares of held-out real digits refused.
 RATES = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05)
-#: The operating point served unless DIGITS_REFUSAL_RATE says otherwise.
+#: The operating point served in a lane the checkpoint names none for, unless DIGITS_REFUSAL_RATE says otherwise.
 DEFAULT_RATE = 0.002
 SCORE = "max_softmax"
 GATE_SCORE = "digit_gate"
