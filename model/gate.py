@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.contract import to_tensor
 from model.network import max_pool_2x2
 
 
@@ -93,3 +95,11 @@ def inference_gate(gate: Gate) -> Callable[[torch.Tensor], torch.Tensor]:
         return torch.sigmoid(F.linear(x, fc2.weight, fc2.bias).squeeze(1))
 
     return forward
+
+
+@torch.inference_mode()
+def digit_probabilities(gate: Gate, images: np.ndarray | torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """The gate's probability of a digit for (N, 28, 28) images in [0, 1], as the service computes it."""
+    forward = inference_gate(gate)
+    x = to_tensor(torch.as_tensor(images, dtype=torch.float32))
+    return torch.cat([forward(part) for part in x.split(batch_size)]).numpy().astype(np.float64)

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from model.checkpoint import LoadedModel
-from model.contract import to_tensor
-from model.gate import inference_gate
+from model.gate import digit_probabilities
 from model.imaging.errors import PreprocessError, SeveralDigits
 from model.imaging.number import choose, preprocess_number
 from model.imaging.preprocess import Preprocessed, preprocess
@@ -31,14 +29,9 @@ class Read:
     confidence: float
 
 
-@torch.inference_mode()
 def refusal_scores(model: LoadedModel, images: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     """The refusal score of each image (`model.refusal`): the digit gate's probability, else the confidence."""
-    if model.gate is None:
-        return confidence
-    forward = inference_gate(model.gate)
-    x = to_tensor(torch.as_tensor(images, dtype=torch.float32))
-    return torch.cat([forward(part) for part in x.split(1000)]).numpy().astype(np.float64)
+    return confidence if model.gate is None else digit_probabilities(model.gate, images)
 
 
 def number_refused(model: LoadedModel, data: bytes, probabilities: Any) -> bool:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from model.checkpoint import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint, save_checkpoint
 from model.contract import to_tensor
 from model.data import load_split
-from model.gate import Gate, GateConfig, inference_gate
+from model.gate import Gate, GateConfig, digit_probabilities
 from model.imaging.preprocess import LANES
 from model.refusal import GATE_SCORE, Refusal, fit_thresholds
 from model.train.gate_data import MORE, Examples, examples
@@ -90,14 +90,6 @@ def train_gate(train: Examples, cfg: GateRecipe) -> Gate:
     return gate.eval()
 
 
-@torch.inference_mode()
-def gate_scores(gate: Gate, images: np.ndarray) -> np.ndarray:
-    """The gate's probability of a digit for (N, 28, 28) uint8 images."""
-    forward = inference_gate(gate)
-    x = to_tensor(torch.from_numpy(images).float() / 255)
-    return torch.cat([forward(part) for part in x.split(1000)]).numpy().astype(np.float64)
-
-
 def report(scores: np.ndarray, held: Examples, refusal: Refusal) -> dict[str, float]:
     """The share of each held-out kind refused at each lane's default operating point: digits turned
     away, negatives refused."""
@@ -109,7 +101,7 @@ def report(scores: np.ndarray, held: Examples, refusal: Refusal) -> dict[str, fl
 def ship(model: LoadedModel, gate: Gate, held: Examples, out: Path, cfg: GateRecipe) -> str:
     """Fit the thresholds on the held-out digits, each lane's on its own, and write the checkpoint
     with the gate; its hash."""
-    scores = gate_scores(gate, held.images)
+    scores = digit_probabilities(gate, held.images.astype(np.float32) / 255)
     per_lane = {lane: (held.digit & (held.lanes == lane)).sum() for lane in LANES}
     # a lane with few held-out digits (a dry run) keeps the thresholds fitted on all of them
     lanes = {lane: fit_thresholds(scores[held.digit & (held.lanes == lane)]) for lane in LANES if per_lane[lane] >= 100}
