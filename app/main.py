@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import cv2
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -40,7 +41,9 @@ Protocol (KServe v2 REST) is served beside this API under `/v2`, with that proto
 
 
 def set_torch_threads(threads: int) -> None:
+    """torch's threads, and OpenCV's (the image path's) as many: a worker's threads stay its own."""
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
     with contextlib.suppress(RuntimeError):  # already set in this process (several apps in one test run)
         torch.set_num_interop_threads(1)
 

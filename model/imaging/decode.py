@@ -124,8 +124,9 @@ def _pillow_open(data: bytes) -> Image.Image:
 def load(opened: Opened, data: bytes, reduce_to: int) -> Image.Image:
     """Fully decode the first frame of an image from `open_image(data)`, refusing anything broken.
 
-    A JPEG is decoded at 1/2, 1/4 or 1/8 scale (much cheaper) while its longer side stays at least
-    `reduce_to`."""
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale (much cheaper) while its shorter side stays at least
+    `reduce_to`, and a colour one as grey (its luma channel, `Image.draft("L")`): the path reads
+    grey levels only, and libjpeg then skips the colour channels and their conversion."""
     if opened.image is None:
         try:
             chunks: set[bytes] | None = _check_png_crcs(data)
@@ -137,7 +138,7 @@ def load(opened: Opened, data: bytes, reduce_to: int) -> Image.Image:
         opened.image = _pillow_open(data)
     img = opened.image
     if img.format in ("JPEG", "MPO"):
-        img.draft(None, (reduce_to, reduce_to))
+        img.draft("L", (reduce_to, reduce_to))
     if img.format == "PNG":
         _check_png_crcs(data)  # a PNG libspng does not decode: Pillow skips the pixel data's CRCs
     try:

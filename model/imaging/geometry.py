@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from model.contract import BOX, COM_TARGET, SIZE
-from model.imaging import imageops
+from model.imaging.components import Components, dilate_cross, erode_cross
 from model.imaging.errors import NoInk, SeveralDigits
 from model.imaging.segment import Box, Group, group_strokes
 
@@ -43,7 +44,7 @@ class Strokes:
     """The ink `find_strokes` keeps, and which of its strokes are digits (`model.imaging.segment`)."""
 
     ink: np.ndarray  # the kept ink map: what is not a stroke of a digit is zero
-    parts: imageops.Components  # the components strokes were chosen from
+    parts: Components  # the components strokes were chosen from
     kept: np.ndarray  # (parts.count,) bool: the components kept
     areas: np.ndarray  # (parts.count,) each component's strong ink, in pixels
 
@@ -59,7 +60,7 @@ class Strokes:
         areas = self.areas[members]
         wanted = np.zeros(self.parts.count, dtype=bool)
         wanted[members[areas >= SPECKS * areas.max()]] = True
-        return imageops.dilate_cross(self.parts.mask(wanted))
+        return dilate_cross(self.parts.mask(wanted))
 
 
 def keep_digit(ink: np.ndarray, border_clutter: bool = True) -> np.ndarray:
@@ -98,24 +99,22 @@ def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = S
     weak = ink > (STRONG if border_clutter else WEAK)
     if border_clutter and _on_border(weak):  # the sheet's or the table's edge cut away: a digit
         weak &= ~_edges(weak)  # written up to it is freed
-    parts = imageops.Components(weak)
+    parts = Components(weak)
     if parts.count == 1:  # one stroke, the usual drawing: nothing to choose
         if float(ink.max()) <= STRONG:
             raise NoInk("no ink found")
-        one: np.ndarray = ink * imageops.dilate_cross(weak)
+        one: np.ndarray = ink * dilate_cross(weak)
         return Strokes(one, parts, np.ones(1, dtype=bool), np.ones(1))
-    component, rows, cols = parts.pixels()
-    areas = np.bincount(component, weights=ink[rows, cols] > STRONG, minlength=parts.count)  # strong ink
+    areas = parts.count_in(ink > STRONG)  # strong ink
     if parts.count == 0 or not areas.any():
         raise NoInk("no ink found")
     candidates = areas > 0
     if border_clutter and parts.touches_border.any():
         h, w = ink.shape
         dy, dx = max(1, round(BORDER_BAND * h)), max(1, round(BORDER_BAND * w))
-        band = (rows < dy) | (rows >= h - dy) | (cols < dx) | (cols >= w - dx)
-        along = parts.touches_border & (
-            np.bincount(component, weights=band, minlength=parts.count) > BORDER_SHARE * parts.areas
-        )
+        band = np.ones(ink.shape, dtype=bool)
+        band[dy : h - dy, dx : w - dx] = False
+        along = parts.touches_border & (parts.count_in(band) > BORDER_SHARE * parts.areas)
         interior = candidates & ~parts.touches_border
         reaching = candidates & parts.touches_border & ~along  # off the edge, or filling the frame
         enough = max(0.05 * areas.max(), 0.001 * ink.size)
@@ -128,7 +127,7 @@ def find_strokes(ink: np.ndarray, border_clutter: bool = True, specks: float = S
         boldest = np.argsort(np.where(wanted, -areas, np.inf), kind="stable")[:MAX_PIECES]
         wanted = np.zeros_like(wanted)
         wanted[boldest] = True
-    kept: np.ndarray = ink * imageops.dilate_cross(parts.mask(wanted))
+    kept: np.ndarray = ink * dilate_cross(parts.mask(wanted))
     return Strokes(kept, parts, wanted, areas)
 
 
@@ -182,7 +181,7 @@ def thicken(digit: np.ndarray) -> np.ndarray:
     area = int(binary.sum())
     if area == 0:
         return digit
-    boundary = area - int(imageops.erode_cross(binary).sum())  # the erosion lies inside
+    boundary = area - int(erode_cross(binary).sum())  # the erosion lies inside
     width = area / max(boundary / 2, 1)
     side = max(digit.shape)
     if width / side >= MIN_STROKE_RATIO:
@@ -192,7 +191,7 @@ def thicken(digit: np.ndarray) -> np.ndarray:
         return digit
     pad = grow // 2 + 1
     padded = np.pad(digit, pad)
-    grown = imageops.dilate_disk(padded, disk(grow))
+    grown = cv2.dilate(padded, disk(grow).view(np.uint8))
     return crop(grown)
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-from PIL import Image
 
 #: Levelled when sloping more than LEVEL_FROM degrees and at most LEVEL_TO.
 LEVEL_FROM, LEVEL_TO = 12.0, 40.0
@@ -69,7 +69,9 @@ def level(ink: np.ndarray, angle: float) -> Levelled:
     c = w / 2 - a * out_w / 2 - b * out_h / 2
     f = h / 2 - d * out_w / 2 - e * out_h / 2
     matrix = (a, b, c, d, e, f)
-    turned = Image.fromarray(ink.astype(np.float32), "F").transform(
-        (out_w, out_h), Image.Transform.AFFINE, matrix, resample=Image.Resampling.BILINEAR, fillcolor=0.0
+    # `matrix` takes pixel edges to pixel edges; OpenCV's pixel (x, y) is centred on x + 0.5, y + 0.5
+    centred = np.array([[a, b, c + (a + b - 1) / 2], [d, e, f + (d + e - 1) / 2]])
+    turned = cv2.warpAffine(
+        ink.astype(np.float32), centred, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0
     )
-    return Levelled(np.asarray(turned, dtype=np.float32), matrix)
+    return Levelled(turned, matrix)

@@ -16,9 +16,10 @@ coarse scan's bold digit, light on dark, is as solid and convex as a sheet.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from model.imaging import imageops
+from model.imaging.components import Components, erode_cross
 
 #: The sheet covers at least this share of the image, at least SOLID of its hull light (paper,
 #: with writing on it: not a light digit's strokes on a dark ground) ...
@@ -45,7 +46,7 @@ def sheet(gray: np.ndarray, threshold: float) -> np.ndarray | None:
     light = gray > threshold
     if _border(light).mean() > 1 - TABLE_EDGE:  # light all round the border: no table shows
         return None
-    parts = imageops.Components(light)
+    parts = Components(light)
     if parts.count == 0:
         return None
     biggest = np.zeros(parts.count, dtype=bool)
@@ -72,7 +73,7 @@ def sheet(gray: np.ndarray, threshold: float) -> np.ndarray | None:
         return None
     if np.median(gray[outside]) > np.median(gray[hull & light]) - TABLE_CONTRAST:
         return None
-    return imageops.erode_cross(hull)
+    return erode_cross(hull)
 
 
 def _border(mask: np.ndarray) -> np.ndarray:
@@ -80,70 +81,30 @@ def _border(mask: np.ndarray) -> np.ndarray:
 
 
 def hull_of(mask: np.ndarray) -> np.ndarray:
-    """The corners of the convex hull of `mask`'s pixels, (k, 2) as (row, column), in order."""
+    """The corners of the convex hull of `mask`'s pixels, (k, 2) int32 as (x, y), in order
+    (`cv2.convexHull` of the first and last pixel of each row: the hull's only candidates)."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        return np.zeros((0, 2))
+        return np.zeros((0, 2), dtype=np.int32)
     first = mask[rows].argmax(axis=1)
     last = mask.shape[1] - 1 - mask[rows][:, ::-1].argmax(axis=1)
-    return _hull(np.concatenate([np.stack([rows, first], 1), np.stack([rows, last], 1)]).astype(np.float64))
+    ends = np.concatenate([np.stack([first, rows], 1), np.stack([last, rows], 1)]).astype(np.int32)
+    corners: np.ndarray = cv2.convexHull(ends)[:, 0]
+    return corners
 
 
 def _rectangle(corners: np.ndarray) -> tuple[float, float]:
     """How much of the smallest rectangle around a convex polygon it fills (1 for a rectangle, 0.79
-    for an ellipse), and that rectangle's shorter side. The rectangle has a side along one of the
-    polygon's edges (rotating calipers)."""
-    edges = np.roll(corners, -1, axis=0) - corners
-    lengths = np.hypot(edges[:, 0], edges[:, 1])
-    u = edges[lengths > 0] / lengths[lengths > 0, None]  # each edge's direction
-    v = np.stack([-u[:, 1], u[:, 0]], 1)
-    along, across = corners @ u.T, corners @ v.T  # (k, edges)
-    sides = np.stack([np.ptp(along, axis=0), np.ptp(across, axis=0)])
-    best = int(np.argmin(sides[0] * sides[1]))
-    y, x = corners[:, 0], corners[:, 1]
-    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-    return area / max(float(sides[0, best] * sides[1, best]), 1e-9), float(sides[:, best].min())
+    for an ellipse), and that rectangle's shorter side (`cv2.minAreaRect`)."""
+    _, sides, _ = cv2.minAreaRect(corners)
+    return cv2.contourArea(corners) / max(sides[0] * sides[1], 1e-9), float(min(sides))
 
 
 def convex_fill(mask: np.ndarray, corners: np.ndarray | None = None) -> np.ndarray:
-    """The convex hull of `mask`'s pixels (or the polygon `corners`, `hull_of`'s), filled: pixel
-    centres on or inside it."""
+    """The convex hull of `mask`'s pixels (or the polygon `corners`, `hull_of`'s), filled."""
     hull = hull_of(mask) if corners is None else corners
-    if len(hull) == 0:
-        return np.zeros(mask.shape, dtype=bool)
-    h, w = mask.shape
-    ys = np.arange(h, dtype=np.float64)[:, None]
-    a, b = hull, np.roll(hull, -1, axis=0)  # the edges a -> b
-    crosses = (np.minimum(a[:, 0], b[:, 0]) <= ys) & (ys <= np.maximum(a[:, 0], b[:, 0]))
-    flat = a[:, 0] == b[:, 0]
-    t = np.where(flat, 0.0, (ys - a[:, 0]) / np.where(flat, 1.0, b[:, 0] - a[:, 0]))
-    x = a[:, 1] + t * (b[:, 1] - a[:, 1])
-    left = np.where(flat, np.minimum(a[:, 1], b[:, 1]), x)  # a flat edge spans its columns
-    right = np.where(flat, np.maximum(a[:, 1], b[:, 1]), x)
-    lo = np.where(crosses, left, np.inf).min(axis=1)
-    hi = np.where(crosses, right, -np.inf).max(axis=1)
-    cols = np.arange(w, dtype=np.float64)[None, :]
-    out: np.ndarray = (cols >= lo[:, None] - 1e-9) & (cols <= hi[:, None] + 1e-9)
-    return out
-
-
-def _hull(points: np.ndarray) -> np.ndarray:
-    """Andrew's monotone chain: the convex hull of (n, 2) points, its corners in order."""
-    pts: list[tuple[float, float]] = sorted(set(map(tuple, points.tolist())))
-    if len(pts) < 3:
-        return np.array(pts)
-
-    def half(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        out: list[tuple[float, float]] = []
-        for p in seq:
-            while len(out) >= 2 and _cross(out[-2], out[-1], p) <= 0:
-                out.pop()
-            out.append(p)
-        return out
-
-    lower, upper = half(pts), half(pts[::-1])
-    return np.array(lower[:-1] + upper[:-1])
-
-
-def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+    out = np.zeros(mask.shape, dtype=np.uint8)
+    if len(hull):
+        cv2.fillConvexPoly(out, hull, 1)
+    filled: np.ndarray = out.view(bool)
+    return filled
