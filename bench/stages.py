@@ -6,7 +6,7 @@ kinds; examples/number.png read as a number), in each tree (OLD_TREE, a checkout
 commit, and this one), in its own process, one torch thread:
 
 - the image path's time split by the module its code lies in: decode (`decode`), grey (`gray`),
-  ink map (`ink`, `sheet`), components (`imageops`, `components`), geometry (`geometry`,
+  ink map (`ink`, `sheet`), components (`components`; `imageops` before OpenCV), geometry (`geometry`,
   `segment`, `level`, `number`) and the rest of `preprocess` itself. Every function of those
   modules is wrapped by a timer that counts its own time, not its callees' (each wrapper adds
   about a microsecond a call: that lands in the stage that called it); the column "path" is the
@@ -14,7 +14,7 @@ commit, and this one), in its own process, one torch thread:
 - forward: the predictor's forward pass (and the refusal gate's) on what the path gave, one batch;
 - HTTP: `python -m app` (1 worker, 1 torch thread) from the tree, each upload sent 5 times one
   after another on one connection: the mean of their median latencies ("latency") less the path
-  and the forward pass.
+  and the forward pass; and the worker's RSS once they are answered.
 
 The trees take turns and each figure is the lower of two turns. Prints one markdown table.
 """
@@ -30,9 +30,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, free_port, in_tree, make_payloads, wait_ready
+from harness import ROOT, children, free_port, in_tree, make_payloads, memory_mb, wait_ready
 
 STAGES = ("decode", "grey", "ink map", "components", "geometry", "preprocess")
 
@@ -82,7 +83,8 @@ def wrap_all():
                 continue
             if isinstance(obj, type):
                 for attr, member in list(vars(obj).items()):
-                    if callable(member) and not isinstance(member, type) and getattr(member, "__module__", "") == mod.__name__:
+                    own = getattr(member, "__module__", "") == mod.__name__
+                    if callable(member) and not isinstance(member, type) and own:
                         setattr(obj, attr, timed(member, stage))
             elif callable(obj) and name not in job["skip"]:
                 wrapped[obj] = timed(obj, stage)
@@ -154,7 +156,12 @@ def http_latency(tree: Path, kinds: dict[str, list[str]]) -> dict[str, float]:
 
         def send(data: bytes, path: str) -> float:
             t0 = time.perf_counter()
-            conn.request("POST", path, body=data, headers={"Content-Type": "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"})
+            conn.request(
+                "POST",
+                path,
+                body=data,
+                headers={"Content-Type": "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"},
+            )
             response = conn.getresponse()
             response.read()
             if response.status != 200:
@@ -169,6 +176,8 @@ def http_latency(tree: Path, kinds: dict[str, list[str]]) -> dict[str, float]:
                 send(uploads[i % len(uploads)], path)
             out[kind] = statistics.mean(statistics.median(send(data, path) for _ in range(5)) for data in uploads)
         conn.close()
+        workers = children(server.pid) or [server.pid]
+        out["rss"] = max(memory_mb(pid)["rss"] for pid in workers) / 1e6  # MB, kept as the others' seconds
         return out
     finally:
         server.terminate()
@@ -192,7 +201,7 @@ def main() -> int:
     kinds["number"] = [str(ROOT / "examples" / "number.png")]
     job = {"kinds": kinds, "stages": STAGES, "skip": SKIP}
     trees = {"before": args.old.resolve(), "after": ROOT}
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     for _ in range(2):  # the trees take turns; the lower of each figure is kept
         for name, tree in trees.items():
             got = in_tree(tree, MEASURE, job)
@@ -201,10 +210,15 @@ def main() -> int:
                 continue
             for kind, figures in got.items():
                 mine = results[name][kind]
-                mine["path"], mine["forward"] = min(mine["path"], figures["path"]), min(mine["forward"], figures["forward"])
+                mine["path"], mine["forward"] = (
+                    min(mine["path"], figures["path"]),
+                    min(mine["forward"], figures["forward"]),
+                )
                 mine["stages"] = {k: min(v, figures["stages"][k]) for k, v in mine["stages"].items()}
+    rss = {}
     for name, tree in trees.items():
         latency = http_latency(tree, kinds)
+        rss[name] = latency.pop("rss") * 1e6
         for kind, seconds in latency.items():
             figures = results[name][kind]
             figures["http"] = seconds - figures["path"] - figures["forward"]
@@ -220,6 +234,7 @@ def main() -> int:
             print(f"| {kind} | {name} | " + " | ".join(f"{c * 1e6:,.0f}" for c in cells) + " |")
         speedup = results["before"][kind]["path"] / results["after"][kind]["path"]
         print(f"| {kind} | path before/after | {speedup:.2f}x |" + " |" * (len(columns) - 1))
+    print(f"\nThe worker's RSS after the HTTP requests: before {rss['before']:.0f} MB, after {rss['after']:.0f} MB")
     return 0
 
 

@@ -25,6 +25,7 @@ from PIL import (  # noqa: F401 - the plugins of the allowed formats, registered
 )
 
 from model.imaging.errors import CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, PreprocessError, TruncatedImage
+from model.imaging.gray import row_side
 
 #: Formats Pillow decodes without external programs; everything else is "not an image".
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # JPEG includes MPO (phone cameras)
@@ -61,14 +62,21 @@ class Opened:
             self.image.close()
 
     def decoded_bytes(self, reduce_to: int) -> int:
-        """At most how much memory decoding it to `load(..., reduce_to)` will hold: a JPEG is
-        decoded at 1/2, 1/4 or 1/8 scale while its shorter side stays at least `reduce_to`."""
+        """At most how much memory decoding it to `load(..., reduce_to)` will hold (`jpeg_scale`)."""
         width, height = self.size
         scale = 1
         if self.image is not None and self.image.format in ("JPEG", "MPO"):
-            fits = min(width // reduce_to, height // reduce_to)
-            scale = next((s for s in (8, 4, 2) if fits >= s), 1)
+            scale = jpeg_scale(self.size, reduce_to)
         return -(-width // scale) * -(-height // scale) * BYTES_PER_PIXEL
+
+
+def jpeg_scale(size: tuple[int, int], reduce_to: int) -> int:
+    """1, 2, 4 or 8: the largest scale down a JPEG of `size` (width, height) is decoded at (libjpeg
+    scales as it decodes, far cheaper than decoding all and reducing after) while its longer side
+    stays longer than the side it is read at (`model.imaging.gray.row_side`: `reduce_to`, more
+    for a long row of digits)."""
+    need = row_side(size, reduce_to)
+    return next((s for s in (8, 4, 2) if max(size) // s > need and min(size) >= s), 1)
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Opened:
@@ -124,9 +132,9 @@ def _pillow_open(data: bytes) -> Image.Image:
 def load(opened: Opened, data: bytes, reduce_to: int) -> Image.Image:
     """Fully decode the first frame of an image from `open_image(data)`, refusing anything broken.
 
-    A JPEG is decoded at 1/2, 1/4 or 1/8 scale (much cheaper) while its shorter side stays at least
-    `reduce_to`, and a colour one as grey (its luma channel, `Image.draft("L")`): the path reads
-    grey levels only, and libjpeg then skips the colour channels and their conversion."""
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale (`jpeg_scale`), and a colour one as grey (its luma
+    channel, `Image.draft("L")`): the path reads grey levels only, and libjpeg then skips the
+    colour channels and their conversion."""
     if opened.image is None:
         try:
             chunks: set[bytes] | None = _check_png_crcs(data)
@@ -138,7 +146,8 @@ def load(opened: Opened, data: bytes, reduce_to: int) -> Image.Image:
         opened.image = _pillow_open(data)
     img = opened.image
     if img.format in ("JPEG", "MPO"):
-        img.draft("L", (reduce_to, reduce_to))
+        scale = jpeg_scale(img.size, reduce_to)  # Pillow's draft picks it from the size asked for
+        img.draft("L", (max(1, img.width // scale), max(1, img.height // scale)))
     if img.format == "PNG":
         _check_png_crcs(data)  # a PNG libspng does not decode: Pillow skips the pixel data's CRCs
     try:

@@ -11,6 +11,7 @@ import numpy as np
 
 from model.imaging.errors import NoInk
 from model.imaging.gray import shrink
+from model.imaging.quantiles import median, quantiles
 from model.imaging.sheet import MIN_SHEET, SOLID, TABLE_CONTRAST, sheet
 
 #: Below this spread between darkest and lightest (on 0-1), the image is blank.
@@ -31,25 +32,6 @@ PAPER_SAMPLE = 8192
 TAIL_RATIO = 1.0
 #: Background spread (5th to 90th percentile, on 0-1) under which the light is taken as even.
 FLAT_BACKGROUND = 0.05
-
-
-def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """np.percentile(values, q) for each q (numpy's default linear method), from one np.partition:
-    np.percentile and np.median cost tens of microseconds each in overhead, several times a request."""
-    flat = values.ravel()
-    last = flat.size - 1
-    positions = [q / 100 * last for q in qs]
-    lows = [int(p) for p in positions]
-    part = np.partition(flat, sorted({i for lo in lows for i in (lo, min(lo + 1, last))}))
-    out = []
-    for p, lo in zip(positions, lows, strict=True):
-        a, b, t = float(part[lo]), float(part[min(lo + 1, last)]), p - lo
-        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)  # numpy's _lerp
-    return out
-
-
-def _median(values: np.ndarray) -> float:
-    return _quantiles(values, (50,))[0]
 
 
 _OTSU_BINS = 64
@@ -97,14 +79,17 @@ def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
     small = shrink(ink, 48)
     paper = small[small < threshold]
     if paper.size and _paper_spread(small, threshold) < FLAT_BACKGROUND:
-        return np.full_like(ink, _median(paper))  # evenly lit: one level
+        return np.full_like(ink, median(paper))  # evenly lit: one level
     window = max(3, max(small.shape) // 3)
     share = float((small >= threshold).mean())  # of the image that is ink
     rank = max(PAPER_RANK, (1 - 2 * share) / 2)  # the paper's median where ink is twice as dense
-    level = _rank_filter(small, window, int(rank * (window * window - 1)))
+    # on levels in 16 bits (steps of 1/65535, far below an 8-bit upload's): numpy's selection is
+    # several times faster on 16-bit integers than on floats (bench/LOG.md, "The image path on OpenCV")
+    levels = np.rint(np.clip(small, 0.0, 1.0) * 65535).astype(np.uint16)
+    level = _rank_filter(levels, window, int(rank * (window * window - 1))) * np.float32(1 / 65535)
     inked = level >= threshold
     if inked.all():
-        return np.full_like(ink, _quantiles(ink, (5,))[0])
+        return np.full_like(ink, quantiles(ink, (5,))[0])
     if inked.any():
         level = _from_nearest_outside(level, inked)
     background: np.ndarray = cv2.resize(level.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -160,7 +145,7 @@ def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
     sheet of paper photographed on a dark table right, where the border alone (mostly table) would
     not.
     """
-    q1, q10, q90, q99 = _quantiles(smooth.ravel()[:: max(1, smooth.size // PAPER_SAMPLE)], (1, 10, 90, 99))
+    q1, q10, q90, q99 = quantiles(smooth.ravel()[:: max(1, smooth.size // PAPER_SAMPLE)], (1, 10, 90, 99))
     if q10 - q1 > TAIL_RATIO * (q90 - q10):
         return True
     if q99 - q90 > TAIL_RATIO * (q90 - q10):
@@ -172,7 +157,7 @@ def _light_background(gray: np.ndarray, smooth: np.ndarray) -> bool:
     border = np.concatenate(
         [gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()]
     )
-    return _median(border) > t
+    return median(border) > t
 
 
 def _smoothed(gray: np.ndarray) -> np.ndarray:
@@ -210,13 +195,13 @@ def _split(flat: np.ndarray) -> tuple[Paper, float]:
     background, ink = flat[flat < t], flat[flat >= t]
     if ink.size == 0 or background.size == 0:
         raise NoInk("the image is blank: no ink found")
-    paper, level = _paper(background), _median(ink)
+    paper, level = _paper(background), median(ink)
     if level - paper.floor < _standout(paper):
-        q16, q50 = _quantiles(flat, (16, 50))
+        q16, q50 = quantiles(flat, (16, 50))
         t = q50 + STANDOUT_NOISE * (q50 - q16)
         few = flat[flat > t]
         if few.size >= MIN_INK_SHARE * flat.size:
-            paper, level = _paper(flat[flat <= t]), _median(few)
+            paper, level = _paper(flat[flat <= t]), median(few)
     return paper, level
 
 
@@ -237,7 +222,7 @@ def _paper(background: np.ndarray) -> Paper:
     percentiles), and grey ink stays grey.
     """
     sample = background[:: max(1, background.size // PAPER_SAMPLE)]  # every n-th: enough for levels
-    q5, q30, q50, q90, q99 = _quantiles(sample, (5, 30, 50, 90, 99))
+    q5, q30, q50, q90, q99 = quantiles(sample, (5, 30, 50, 90, 99))
     noise = (q30 - q5) / 1.12  # the 5th to 30th percentiles of Gaussian noise: 1.12 deviations
     return Paper(min(q99, q50 + 3.0 * noise), noise, q90 - q5)
 
@@ -260,7 +245,7 @@ def ink_map(gray: np.ndarray, photo: bool = False) -> np.ndarray:
     smooth = _smoothed(gray)
     on = sheet(smooth, _otsu(smooth)) if photo else None
     if on is not None:  # a sheet of paper on a darker table: the table taken as blank paper
-        blank = np.float32(np.median(smooth[on]))
+        blank = np.float32(median(smooth[on]))
         gray, smooth = np.where(on, gray, blank), np.where(on, smooth, blank)
     if on is not None or _light_background(gray, smooth):  # dark ink on paper: make it white on black
         gray = 1.0 - gray
@@ -305,5 +290,5 @@ def border_level(gray: np.ndarray) -> float | None:
     border = np.concatenate(
         [gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()]
     )
-    low, median, high = _quantiles(border, (10, 50, 90))
-    return median if high - low < FLAT_BACKGROUND else None
+    low, middle, high = quantiles(border, (10, 50, 90))
+    return middle if high - low < FLAT_BACKGROUND else None

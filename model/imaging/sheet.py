@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from model.imaging.components import Components, erode_cross
+from model.imaging.quantiles import median
 
 #: The sheet covers at least this share of the image, at least SOLID of its hull light (paper,
 #: with writing on it: not a light digit's strokes on a dark ground) ...
@@ -71,7 +72,7 @@ def sheet(gray: np.ndarray, threshold: float) -> np.ndarray | None:
     outside = ~hull
     if light[outside].mean() > LIGHT_OUTSIDE:  # paper beyond the hull: the writing cut the sheet in parts
         return None
-    if np.median(gray[outside]) > np.median(gray[hull & light]) - TABLE_CONTRAST:
+    if median(gray[outside]) > median(gray[hull & light]) - TABLE_CONTRAST:
         return None
     return erode_cross(hull)
 

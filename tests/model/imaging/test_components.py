@@ -1,6 +1,6 @@
 """The image path's OpenCV calls give what scipy.ndimage gives, border conventions included (the
 service does not import scipy): components, cross morphology, the 3x3 mean; and its own rank
-filter and nearest-outside fill."""
+filter, nearest-outside fill and quantiles."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from model.imaging.components import Components, dilate_cross, erode_cross
 from model.imaging.ink import _from_nearest_outside, _rank_filter, _smoothed
+from model.imaging.quantiles import median, quantiles
 
 SHAPES = [(2, 2), (3, 7), (30, 41), (128, 128), (97, 64)]
 
@@ -53,9 +54,7 @@ def test_nearest_outside_is_about_as_near_as_scipys(shape: tuple[int, int]) -> N
 def test_cross_morphology_is_scipys(shape: tuple[int, int]) -> None:
     for mask in _masks(shape):
         assert np.array_equal(dilate_cross(mask), ndimage.binary_dilation(mask))
-        assert np.array_equal(
-            dilate_cross(dilate_cross(mask)), ndimage.binary_dilation(mask, iterations=2)
-        )
+        assert np.array_equal(dilate_cross(dilate_cross(mask)), ndimage.binary_dilation(mask, iterations=2))
         assert np.array_equal(erode_cross(mask), ndimage.binary_erosion(mask))
 
 
@@ -115,3 +114,12 @@ def test_component_counts_and_boxes_are_scipys(shape: tuple[int, int]) -> None:
         assert sorted(parts.count_in(where).tolist()) == sorted(expected.astype(int).tolist())
         boxes = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)]
         assert sorted(map(tuple, parts.boxes().tolist())) == sorted(boxes)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000, 65_536])
+def test_quantiles_are_numpys_percentiles(size: int) -> None:
+    values = np.random.default_rng(size).random(size, dtype=np.float32) - np.float32(0.25)
+    for qs in [(50,), (5,), (99,), (1, 10, 90, 99), (16, 50), (5, 30, 50, 90, 99), (0, 100)]:
+        expected = np.percentile(values, qs)
+        assert np.allclose(quantiles(values, qs), expected, rtol=0, atol=1e-7)
+    assert median(values) == pytest.approx(float(np.median(values)), abs=1e-7)

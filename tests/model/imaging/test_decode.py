@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from model.imaging.decode import _check_png_crcs, _decode_plain_png, open_image
+from model.imaging.decode import _check_png_crcs, _decode_plain_png, load, open_image
 from model.imaging.errors import CorruptImage, EmptyImage, ImageTooLarge, NoInk, NotAnImage, TruncatedImage
 from model.imaging.preprocess import preprocess
 from tests.helpers import draw_seven, encode, png_with_size
@@ -164,4 +164,11 @@ def test_decoded_bytes_count_a_jpegs_reduced_scale() -> None:
     png = open_image(encode(Image.new("RGB", (1200, 900))))
     jpeg = open_image(encode(Image.new("RGB", (1200, 900)), "JPEG"))
     assert png.decoded_bytes(256) == 1200 * 900 * 6
-    assert jpeg.decoded_bytes(256) == 600 * 450 * 6  # 900 // 256 = 3: decoded at 1/2
+    assert jpeg.decoded_bytes(256) == 300 * 225 * 6  # 1200 // 4 = 300 > 256: decoded at 1/4
+    data = encode(Image.new("RGB", (1200, 900)), "JPEG")
+    assert load(open_image(data), data, 256).size == (300, 225)  # what was reserved is what is decoded
+
+
+def test_a_long_row_is_decoded_large_enough_to_tell_its_digits_apart() -> None:
+    data = encode(Image.new("RGB", (4000, 200)), "JPEG")  # read at row_side's 960 px: 1/4 is 1000
+    assert load(open_image(data), data, 256).size == (1000, 50)
