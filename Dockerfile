@@ -21,9 +21,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject
     && cd /opt/venv/lib/python3.11/site-packages \
     && rm -rf torch/include torch/share/cmake torch/bin/protoc* torch/bin/test_* torch/bin/*Test torch/test \
     && find sympy numpy networkx mpmath -type d -name tests -prune -exec rm -rf {} + \
+    && rm -f cv2/data/*.xml \
     && python -m pip uninstall --yes --quiet pip
 # Left out above: torch's headers, tests and C++ test programs, the test suites of sympy, numpy,
-# networkx and mpmath, and pip; nothing in the service or training uses them. (OpenCV, which the
+# networkx and mpmath, OpenCV's face-detection cascades, and pip; nothing in the service or
+# training uses them. (OpenCV, which the
 # image path needs, is the largest package after torch: docs/measured.md, "The container".)
 
 FROM python:3.11-slim

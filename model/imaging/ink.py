@@ -48,10 +48,11 @@ def _otsu_split(values: np.ndarray) -> tuple[float, float]:
 
     The values must lie in [0, 1]. Multiplying by 64 is exact in binary floating point, so
     v < k / 64 exactly when v's bin is below k: the fraction comes from the histogram, not from
-    another pass over the pixels. (bincount: several times faster than np.histogram.)
+    another pass over the pixels. (The bins as bytes and OpenCV's histogram of them: half the time
+    of np.bincount over the bins as indices, several times less than np.histogram's.)
     """
-    bins = (values.ravel() * _OTSU_BINS).astype(np.intp)
-    hist = np.bincount(bins, minlength=_OTSU_BINS + 1).astype(np.float64)
+    bins = np.ascontiguousarray(values * _OTSU_BINS).astype(np.uint8).ravel()
+    hist = cv2.calcHist([bins], [0], None, [_OTSU_BINS + 1], [0, _OTSU_BINS + 1]).ravel().astype(np.float64)
     hist[_OTSU_BINS - 1] += hist[_OTSU_BINS]  # 1.0 goes in the top bin
     hist = hist[:_OTSU_BINS]
     w0 = np.cumsum(hist)
