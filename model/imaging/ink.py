@@ -51,7 +51,7 @@ def _otsu_split(values: np.ndarray) -> tuple[float, float]:
     another pass over the pixels. (The bins as bytes and OpenCV's histogram of them: half the time
     of np.bincount over the bins as indices, several times less than np.histogram's.)
     """
-    bins = np.ascontiguousarray(values * _OTSU_BINS).astype(np.uint8).ravel()
+    bins = np.multiply(values, _OTSU_BINS).astype(np.uint8).reshape(1, -1)  # one row: calcHist goes row by row
     hist = cv2.calcHist([bins], [0], None, [_OTSU_BINS + 1], [0, _OTSU_BINS + 1]).ravel().astype(np.float64)
     hist[_OTSU_BINS - 1] += hist[_OTSU_BINS]  # 1.0 goes in the top bin
     hist = hist[:_OTSU_BINS]
@@ -84,10 +84,7 @@ def _background(ink: np.ndarray, threshold: float) -> np.ndarray:
     window = max(3, max(small.shape) // 3)
     share = float((small >= threshold).mean())  # of the image that is ink
     rank = max(PAPER_RANK, (1 - 2 * share) / 2)  # the paper's median where ink is twice as dense
-    # on levels in 16 bits (steps of 1/65535, far below an 8-bit upload's): numpy's selection is
-    # several times faster on 16-bit integers than on floats (bench/LOG.md, "The image path on OpenCV")
-    levels = np.rint(np.clip(small, 0.0, 1.0) * 65535).astype(np.uint16)
-    level = _rank_filter(levels, window, int(rank * (window * window - 1))) * np.float32(1 / 65535)
+    level = _rank_filter(small, window, int(rank * (window * window - 1)))
     inked = level >= threshold
     if inked.all():
         return np.full_like(ink, quantiles(ink, (5,))[0])
@@ -103,8 +100,12 @@ def _rank_filter(image: np.ndarray, size: int, rank: int) -> np.ndarray:
     other ranks.)"""
     before = size // 2
     padded = np.pad(image, ((before, size - 1 - before), (before, size - 1 - before)), mode="edge")
+    # the overlapping windows side by side: a copy, which is then sorted in place, each window
+    # whole (numpy's vectorised sort of a few hundred values takes half the time of its
+    # selection of one: bench/LOG.md, "The image path on OpenCV")
     windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(*image.shape, size * size)
-    ranked: np.ndarray = np.partition(windows, rank, axis=-1)[..., rank]
+    windows.sort(axis=-1)
+    ranked: np.ndarray = windows[..., rank]
     return ranked
 
 
