@@ -27,7 +27,7 @@ def dilate_cross(mask: np.ndarray) -> np.ndarray:
 
 def erode_cross(mask: np.ndarray) -> np.ndarray:
     """scipy's binary_erosion with its default structure (the 3x3 cross) and border (0)."""
-    out: np.ndarray = cv2.erode(_u8(mask), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
+    out: np.ndarray = cv2.erode(_u8(mask), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=(0,)).view(bool)
     return out
 
 

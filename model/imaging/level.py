@@ -72,6 +72,10 @@ def level(ink: np.ndarray, angle: float) -> Levelled:
     # `matrix` takes pixel edges to pixel edges; OpenCV's pixel (x, y) is centred on x + 0.5, y + 0.5
     centred = np.array([[a, b, c + (a + b - 1) / 2], [d, e, f + (d + e - 1) / 2]])
     turned = cv2.warpAffine(
-        ink.astype(np.float32), centred, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0
+        ink.astype(np.float32),
+        centred,
+        (out_w, out_h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderValue=(0.0,),
     )
     return Levelled(turned, matrix)

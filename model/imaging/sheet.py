@@ -106,6 +106,6 @@ def convex_fill(mask: np.ndarray, corners: np.ndarray | None = None) -> np.ndarr
     hull = hull_of(mask) if corners is None else corners
     out = np.zeros(mask.shape, dtype=np.uint8)
     if len(hull):
-        cv2.fillConvexPoly(out, hull, 1)
+        cv2.fillConvexPoly(out, hull, (1,))
     filled: np.ndarray = out.view(bool)
     return filled
