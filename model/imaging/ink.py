@@ -48,8 +48,8 @@ def _otsu_split(values: np.ndarray) -> tuple[float, float]:
 
     The values must lie in [0, 1]. Multiplying by 64 is exact in binary floating point, so
     v < k / 64 exactly when v's bin is below k: the fraction comes from the histogram, not from
-    another pass over the pixels. (The bins as bytes and OpenCV's histogram of them: half the time
-    of np.bincount over the bins as indices, several times less than np.histogram's.)
+    another pass over the pixels. (The bins as bytes, counted by OpenCV's histogram: cheaper than
+    np.bincount or np.histogram.)
     """
     bins = np.multiply(values, _OTSU_BINS).astype(np.uint8).reshape(1, -1)  # one row: calcHist goes row by row
     hist = cv2.calcHist([bins], [0], None, [_OTSU_BINS + 1], [0, _OTSU_BINS + 1]).ravel().astype(np.float64)
@@ -100,9 +100,8 @@ def _rank_filter(image: np.ndarray, size: int, rank: int) -> np.ndarray:
     other ranks.)"""
     before = size // 2
     padded = np.pad(image, ((before, size - 1 - before), (before, size - 1 - before)), mode="edge")
-    # the overlapping windows side by side: a copy, which is then sorted in place, each window
-    # whole (numpy's vectorised sort of a few hundred values takes half the time of its
-    # selection of one: bench/LOG.md, "The image path on OpenCV")
+    # the overlapping windows side by side: a copy, sorted in place, each window whole (numpy's
+    # vectorised sort beats its selection of one rank here)
     windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(*image.shape, size * size)
     windows.sort(axis=-1)
     ranked: np.ndarray = windows[..., rank]

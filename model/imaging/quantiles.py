@@ -1,10 +1,10 @@
 """Quantiles of pixel levels, as np.percentile gives them (its default, linear method), at a
 fraction of its cost.
 
-np.percentile and np.median select with several ranks at once, which numpy does without its
-vectorised selection: on a 65,536-pixel image 580-840 us against 120 us for a whole np.sort and
-50 us for one rank (bench/LOG.md, "The image path on OpenCV"). So one quantile is one
-single-rank np.partition, and several are read off one np.sort.
+np.percentile and np.median select several ranks at once, which numpy does without its
+vectorised selection, several times slower than one whole np.sort (bench/LOG.md, "The image
+path on OpenCV"). So one quantile is one single-rank np.partition, and several are read off one
+np.sort.
 """
 
 from __future__ import annotations
