@@ -30,7 +30,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /checkpoints && chown app:app /checkpoints
+    && mkdir -p /checkpoints /feedback && chown app:app /checkpoints /feedback
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -13,17 +13,20 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from app.engine import Engine, Reloaded
 from app.errors import install_error_handlers
 from app.fastpath import FastPredict
+from app.feedback.db import BadDatabaseURL, normalised_url
+from app.feedback.service import Feedback, Unavailable
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import HeadAsGet, InFlight, RequestContext
 from app.reload import chosen_checkpoint, listen_for_sighup
 from app.responses import JSONAnswer
-from app.routers import admin, docs, health, info, number, page, predict, v2
-from app.settings import Settings, available_cpus, load_settings
+from app.routers import admin, docs, feedback, health, info, number, page, predict, v2
+from app.settings import Settings, SettingsError, available_cpus, load_settings
 from model.checkpoint import CheckpointError
 
 log = logging.getLogger("app")
@@ -63,6 +66,18 @@ def reloaded(metrics: Metrics, done: Reloaded | None, outcome: str) -> None:
         metrics.model_loaded(done.version, done.previous_version)
 
 
+def feedback_of(settings: Settings) -> Feedback | None:
+    """The feedback store's holder when DIGITS_FEEDBACK_DB is set; a SettingsError for a URL that is not
+    SQLite's or PostgreSQL's."""
+    if settings.feedback_db is None:
+        return None
+    try:
+        normalised_url(settings.feedback_db.get_secret_value())
+    except BadDatabaseURL as e:
+        raise SettingsError(f"invalid settings: DIGITS_FEEDBACK_DB=(hidden): {e}") from None
+    return Feedback(settings)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     metrics = Metrics()
@@ -95,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         listen_for_sighup(on_sighup)
         app.state.engine = engine
+        if app.state.feedback is not None:  # a database down now is tried again on the first correction
+            with contextlib.suppress(Unavailable):
+                await run_in_threadpool(app.state.feedback.open)
         if settings.gc_freeze:
             tune_gc()
         app.state.ready = True
@@ -111,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.ready = False
         engine.close()
+        if app.state.feedback is not None:
+            app.state.feedback.close()
 
     app = FastAPI(
         title="Digit classifier",
@@ -128,12 +148,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.engine = None
     app.state.ready = False
+    app.state.feedback = feedback_of(settings)
     install_error_handlers(app)
     app.include_router(predict.router)
     app.include_router(number.router)
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(page.router)
+    app.include_router(feedback.router)
+    app.include_router(feedback.admin_router, include_in_schema=settings.admin_token is not None)
     # off without a token: it still answers, 404 with how to turn it on, but is not documented
     app.include_router(admin.router, include_in_schema=settings.admin_token is not None)
     v2.install(app)

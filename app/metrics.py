@@ -67,6 +67,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.feedback = Counter(
+            "digits_feedback",
+            "Corrections taken at POST /feedback, by the model version that read the image and whether its answer "
+            "was the label (verdict right or wrong)",
+            ["model_version", "verdict"],
+            registry=r,
+        )
         # labelled children looked up once, not on every request (labels() costs microseconds)
         self._digits = [self.predictions.labels(digit=str(d)) for d in range(10)]
         self._requests: dict[tuple[str, str, int], Any] = {}
@@ -81,6 +88,9 @@ class Metrics:
 
     def observe_number(self, digits: int) -> None:
         self.number_digits.observe(digits)
+
+    def observe_feedback(self, version: str, right: bool) -> None:
+        self.feedback.labels(model_version=version, verdict="right" if right else "wrong").inc()
 
     def model_loaded(self, version: str, previous: str | None = None) -> None:
         if previous is not None and previous != version:

@@ -183,3 +183,39 @@ NOT_READY_RESPONSE: dict[str, Any] = {
         "application/json": {"example": error_example("not_ready", "the model is not loaded yet; retry shortly")}
     },
 }
+
+
+class FeedbackState(BaseModel):
+    enabled: bool = Field(description="whether POST /feedback takes corrections (DIGITS_FEEDBACK_DB is set)")
+    per_minute: int | None = Field(None, description="corrections a client may send a minute (per worker)")
+
+
+class FeedbackCreated(BaseModel):
+    id: int = Field(description="the record's id")
+    label: str = Field(description="the label sent: a digit, a number, or not_a_digit")
+    predicted: str = Field(description="the model's own answer on the image, read again: not_a_digit if refused")
+    right: bool = Field(description="whether the model's answer was the label")
+    confidence: float = Field(description="the model's confidence in its answer (a number's: its digits' product)")
+    model_version: str = Field(description="the checkpoint version that read it")
+    upload_kept: bool = Field(description="whether the upload itself was stored (DIGITS_FEEDBACK_KEEP_UPLOADS)")
+
+
+class VersionAgreement(BaseModel):
+    model_version: str
+    records: int
+    right: int = Field(description="records whose label the model's answer matched")
+    agreement: float = Field(description="right / records")
+
+
+class Confusion(BaseModel):
+    label: str
+    predicted: str
+    count: int
+
+
+class FeedbackSummary(BaseModel):
+    records: int
+    max_records: int = Field(description="DIGITS_FEEDBACK_MAX_RECORDS")
+    versions: list[VersionAgreement] = Field(description="per model version, most records first")
+    confusions: list[Confusion] = Field(description="the commonest wrong answers: label read as predicted")
+    labels: dict[str, int] = Field(description="records per label")

@@ -101,11 +101,28 @@ class Settings(BaseSettings):
         description="FastAPI's native OpenTelemetry instrumentation, to the globally configured providers; off, it "
         "costs nothing, on it checks the providers on every request",
     )
+    feedback_db: SecretStr | None = Field(
+        None,
+        description="database of corrections sent to POST /feedback: sqlite:///path/feedback.db (a file, WAL) or a "
+        "postgresql://user:password@host/db URL (what several replicas share); unset: feedback is off",
+    )
+    feedback_keep_uploads: bool = Field(
+        False, description="keep each correction's upload beside its 28x28 inputs (to DIGITS_FEEDBACK_MAX_KEPT_BYTES)"
+    )
+    feedback_max_kept_bytes: int = Field(
+        1 * MiB, gt=0, description="largest upload kept with a correction; past it only the 28x28 inputs are kept"
+    )
+    feedback_max_records: int = Field(
+        100_000, gt=0, description="most corrections stored; past it POST /feedback answers 507 feedback_full"
+    )
+    feedback_per_minute: int = Field(
+        30, gt=0, description="corrections a client (by address) may send a minute, per worker; past it 429"
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins allowed by CORS; empty: CORS off"
     )
 
-    @field_validator("admin_token", "checkpoint_dir", mode="before")
+    @field_validator("admin_token", "checkpoint_dir", "feedback_db", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -238,7 +255,7 @@ class SettingsError(SystemExit):
 
 
 #: Settings whose values are never written out, not even in an error.
-SECRETS = frozenset({"admin_token"})
+SECRETS = frozenset({"admin_token", "feedback_db"})  # a database URL may hold a password
 
 
 def shown(name: str, value: object) -> str:

@@ -24,6 +24,7 @@ MAX_FIELDS = 16
 class Upload:
     filename: str | None
     data: bytes
+    content_type: str | None = None  # a multipart file part's own Content-Type, if it has one
 
 
 @dataclass
@@ -62,6 +63,28 @@ def read_single(content_type: str, body: bytes, limit: int) -> Upload:
     return _upload(part, limit)
 
 
+def read_form(content_type: str, body: bytes, limit: int) -> tuple[Upload, dict[str, str]]:
+    """The one image (field `file`) and the text fields of a multipart request (POST /feedback);
+    a text field's value decoded as UTF-8, a field sent twice keeping its first value."""
+    media = media_type(content_type)
+    if media != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"content type '{media or 'none'}' is not accepted; send multipart/form-data with field 'file'"
+        )
+    try:
+        parts = _parse_multipart(content_type, body, max_files=1)
+    except _TooManyFiles:
+        raise TooManyFiles("send one image in field 'file'") from None
+    part = next((p for p in parts if p.name == "file" and p.filename is not None), None)
+    if part is None:
+        raise MissingFile("multipart field 'file' with an image file is required")
+    fields: dict[str, str] = {}
+    for p in parts:
+        if p.filename is None:
+            fields.setdefault(p.name, _decode(b"".join(p.chunks), "utf-8"))
+    return _upload(part, limit), fields
+
+
 def read_batch(content_type: str, body: bytes, limit: int, max_files: int) -> list[Upload | ServiceError]:
     """The images of a /predict/batch request, in order; an oversized one is an error in its slot."""
     media = media_type(content_type)
@@ -90,7 +113,7 @@ def _upload(part: _Part, limit: int) -> Upload:
     data = b"".join(part.chunks)
     if len(data) > limit:
         raise PayloadTooLarge(f"image '{part.filename}' is over the {limit}-byte limit")
-    return Upload(part.filename, data)
+    return Upload(part.filename, data, media_type(_decode(part.headers.get(b"content-type", b""), "latin-1")) or None)
 
 
 def _decode(value: bytes, charset: str) -> str:

@@ -28,15 +28,17 @@ def png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def multipart(parts: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+def multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
+    """(field, filename, data) parts: a PNG file each, or a text field where the filename is None."""
     boundary = uuid.uuid4().hex
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-        f"Content-Type: image/png\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-        for field, name, data in parts
-    )
+
+    def head(field: str, name: str | None) -> bytes:
+        if name is None:
+            return f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n'.encode()
+        return (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+                f"Content-Type: image/png\r\n\r\n").encode()  # fmt: skip
+
+    body = b"".join(head(field, name) + data + b"\r\n" for field, name, data in parts)
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 

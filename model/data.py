@@ -1,4 +1,5 @@
-"""MNIST from its four original IDX files, verified against the canonical MD5s, with a download."""
+"""MNIST from its four original IDX files, verified against the canonical MD5s, with a download; and
+the names of labelled image files (`model.evaluate --images`, `model.train --extra-images`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import struct
 import urllib.request
 from dataclasses import dataclass
@@ -23,6 +25,11 @@ DATA_DIR_ENV = "MNIST_DATA_DIR"
 #: The MNIST test set ships in the repository (CC BY-SA 3.0, LeCun, Cortes and Burges);
 #: training files go into the same folder when downloaded.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+
+#: A labelled image file's name: `<label>_<kind>_<n>.<ext>`, the label a digit, a number of two or
+#: more digits, or `x` (no digit).
+LABEL_PATTERN = re.compile(r"^(?P<label>\d+|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

@@ -64,6 +64,18 @@ def test_container_serves_predictions(port: int) -> None:
     assert status == 400
 
 
+def test_container_keeps_feedback_in_its_volume_across_a_restart(port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    body, ctype = multipart([("file", "digit.png", (ROOT / "examples/digit.png").read_bytes()), ("label", None, b"1")])
+    status, answer = post(base + "/feedback", body, ctype)
+    assert (status, answer["predicted"], answer["right"]) == (201, "7", False)
+    compose("restart", "api")
+    compose("up", "-d", "--wait", "api", env={"PORT": str(port)})
+    out = compose("exec", "-T", "api", "python", "-m", "app.feedback", "export", "/tmp/export")  # DIGITS_FEEDBACK_DB
+    assert out.startswith("wrote 1 records")
+    assert compose("exec", "-T", "api", "ls", "/tmp/export").split() == ["1_feedback_0000001.png", "manifest.jsonl"]
+
+
 def test_container_is_hardened(port: int) -> None:
     assert compose("exec", "-T", "api", "id", "-u").strip() == "10001"
     cid = compose("ps", "-q", "api").strip()

@@ -13,6 +13,7 @@ from app.deps import EngineDep, SettingsDep
 from app.errors import ServiceError
 from app.reload import PathNotAllowed, resolve_in_folder, share_choice, token_matches
 from app.schemas import ErrorResponse, ReloadRequest, ReloadResult, error_example
+from app.settings import Settings
 from model.checkpoint import CheckpointError
 
 log = logging.getLogger("app.admin")
@@ -41,6 +42,15 @@ class BadCheckpoint(ServiceError):
 
 class InvalidRequest(ServiceError):
     status, code = 422, "invalid_request"
+
+
+def require_admin(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """404 while DIGITS_ADMIN_TOKEN is unset, 401 without that bearer token."""
+    if settings.admin_token is None:
+        raise AdminOff("the admin endpoints are off; set DIGITS_ADMIN_TOKEN to turn them on")
+    given = credentials.credentials if credentials is not None else None
+    if not token_matches(given, settings.admin_token.get_secret_value()):
+        raise Unauthorized("a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _response(status: int, description: str, code: str, message: str) -> dict[Any, Any]:
@@ -96,11 +106,7 @@ async def reload(
     """Load, verify (SHA-256, format, preprocessing) and warm up a checkpoint while the current one
     answers, then swap it in at once; under `python -m app` every worker follows. A checkpoint that
     fails a check is refused and the current one keeps serving."""
-    if settings.admin_token is None:
-        raise AdminOff("the admin endpoints are off; set DIGITS_ADMIN_TOKEN to turn them on")
-    given = credentials.credentials if credentials is not None else None
-    if not token_matches(given, settings.admin_token.get_secret_value()):
-        raise Unauthorized("a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
+    require_admin(settings, credentials)
     body = await request.body()  # read only once the token is right
     if len(body) > MAX_BODY:
         raise InvalidRequest(f"the request body is over {MAX_BODY} bytes")

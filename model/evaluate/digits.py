@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,16 +26,14 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from model.checkpoint import DEFAULT_CHECKPOINT, CheckpointError, LoadedModel, load_checkpoint
 from model.contract import to_tensor
-from model.data import DataError, load_split
+from model.data import IMAGE_SUFFIXES, LABEL_PATTERN, DataError, load_split
 from model.evaluate.calibration import CONFIDENT, confident_wrong_share, expected_calibration_error
 from model.evaluate.numbers import evaluate_numbers, one_digit, refusal_scores, report_lines
 from model.evaluate.plots import draw_plots
 from model.imaging.errors import PreprocessError
 
-LABEL_PATTERN = re.compile(r"^(?P<label>\d+|x)[_-](?:(?P<kind>[A-Za-z0-9]+(?:-[A-Za-z]+)*)[-_.])?")
 #: The label of an image that holds no digit (a file named `x_...`).
 NOT_A_DIGIT = -1
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass

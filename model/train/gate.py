@@ -11,6 +11,7 @@ under it). The checkpoint is written again with the gate and the refusal data, a
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import time
@@ -63,14 +64,15 @@ def balanced_weights(ex: Examples) -> torch.Tensor:
     return torch.tensor(w * len(w), dtype=torch.float32)
 
 
-def train_gate(train: Examples, cfg: GateRecipe) -> Gate:
+def train_gate(train: Examples, cfg: GateRecipe, initial: Gate | None = None) -> Gate:
     """A gate trained by weighted binary cross-entropy (digits 1, negatives 0), each batch shifted
-    by up to a pixel, with AdamW and a one-cycle schedule."""
+    by up to a pixel, with AdamW and a one-cycle schedule; from `initial`'s weights when given (a fine-tune)."""
     torch.manual_seed(cfg.seed)
     x = to_tensor(torch.from_numpy(train.images).float() / 255)
     target = torch.from_numpy(train.digit.astype(np.float32))
     weights = balanced_weights(train)
-    gate = Gate(GateConfig(cfg.conv1_filters, cfg.conv2_filters, cfg.fc_size))
+    config = GateConfig(cfg.conv1_filters, cfg.conv2_filters, cfg.fc_size)
+    gate = copy.deepcopy(initial) if initial is not None else Gate(config)
     opt = torch.optim.AdamW(gate.parameters(), cfg.lr, weight_decay=1e-4)
     steps = cfg.epochs * -(-len(x) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)

@@ -24,6 +24,7 @@ from model.train.augment import augment
 from model.train.distill import Teachers
 from model.train.extras import extra_digits, with_printed_negatives
 from model.train.outliers import degrade, negative_images, uniform_loss
+from model.train.temperature import fit_temperature
 
 log = logging.getLogger("model.train")
 
@@ -67,22 +68,6 @@ def predict_logits(net: Net, images: torch.Tensor, batch_size: int = 1000) -> to
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Exact fraction correct (a float32 mean would store 0.9952 as 0.99519998)."""
     return int((logits.argmax(1) == labels).sum()) / max(len(labels), 1)
-
-
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Temperature scaling (Guo et al. 2017) on held-out logits, so confidences are honest."""
-    logits = logits.clone()  # out of inference mode, so autograd can use it
-    log_t = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return log_t.exp().item()
 
 
 def split(n: int, cfg: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m model.train", description="Train the MNIST CNN and write a checkpoint with its SHA-256."
     )
     add = p.add_argument
-    add("--epochs", type=int, default=d.epochs)
+    add("--epochs", type=int, default=None, help=f"default {d.epochs}; with --extra-images 2")
     add("--batch-size", type=int, default=d.batch_size)
     add("--lr", type=float, default=d.lr, help="peak learning rate of the one-cycle schedule")
     add("--weight-decay", type=float, default=d.weight_decay)
@@ -276,11 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     add("--distill-weight", type=float, default=d.distill_weight, help="share of the loss on the teachers")
     add("--distill-temperature", type=float, default=d.distill_temperature)
     add("--finetune", default=None, help="start from this checkpoint's weights instead of fresh ones")
+    add("--extra-images", type=Path, default=None, help="with --finetune: fine-tune on these labelled images "
+        "(python -m app.feedback export) mixed with MNIST (model.train.finetune)")  # fmt: skip
+    add("--held-out", type=float, default=0.25, help="with --extra-images: their share kept for evaluation")
+    add("--allow-mnist-drop", action="store_true", help="with --extra-images: write it even if MNIST drops > 0.2 pt")
     add("--dry-run", action="store_true", help="1 epoch on 512 images: a smoke test in seconds")
     add("--data-dir", default=None, help="folder of MNIST IDX files (default $MNIST_DATA_DIR or data/mnist)")
     add("--output", type=Path, default=DEFAULT_CHECKPOINT)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.extra_images is not None:
+        return finetune_main(args)
+    args.epochs = d.epochs if args.epochs is None else args.epochs
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values["teachers"] = tuple(args.teachers)
     if args.dry_run:
@@ -292,3 +284,19 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     return 0
+
+
+def finetune_main(args: argparse.Namespace) -> int:
+    """`--finetune CHECKPOINT --extra-images DIR`: model.train.finetune, its before and after printed."""
+    from model.train.finetune import FinetuneRecipe, NoExtraImages, finetune, print_record
+
+    if not args.finetune:
+        raise SystemExit("--extra-images needs --finetune CHECKPOINT: the checkpoint to start from")
+    recipe = FinetuneRecipe(epochs=args.epochs or FinetuneRecipe.epochs, held_out=args.held_out, seed=args.seed)
+    try:
+        record = finetune(args.finetune, args.extra_images, args.output, args.data_dir, recipe, args.allow_mnist_drop)
+    except (DataError, NoExtraImages) as e:
+        log.error("%s", e)
+        return 1
+    print_record(record)
+    return 0 if record["written"] else 2
