@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app.feedback.store import FeedbackStore
 from tests.helpers import ROOT, Server, start, stop
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -392,3 +393,111 @@ def test_api_docs_render_with_no_other_host(
     assert others == []
     # ReDoc's sidebar links to Redocly with a logo from its CDN: the CSP blocks it (nothing leaves), and says so
     assert [e for e in errors if "cdn.redoc.ly" not in e] == []
+
+
+@pytest.fixture(scope="module")
+def feedback_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+    """A server taking corrections into a SQLite file: the page's feedback buttons (docs/feedback.md)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('feedback') / 'feedback.db'}"
+    s = start({"DIGITS_FEEDBACK_DB": url})
+    yield s, url
+    stop(s)
+
+
+def inside(inner: Any, outer: Any) -> bool:
+    return bool(inner["x"] >= outer["x"] - 0.5 and inner["y"] >= outer["y"] - 0.5
+                and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+                and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5)  # fmt: skip
+
+
+def apart(boxes: list[Any]) -> bool:
+    """No two boxes overlap."""
+    return all(
+        a["x"] + a["width"] <= b["x"] + 0.5 or b["x"] + b["width"] <= a["x"] + 0.5
+        or a["y"] + a["height"] <= b["y"] + 0.5 or b["y"] + b["height"] <= a["y"] + 0.5
+        for i, a in enumerate(boxes) for b in boxes[i + 1 :]
+    )  # fmt: skip
+
+
+def visible_buttons(pg: sync_api.Page, selector: str) -> list[Any]:
+    return [b.bounding_box() for b in pg.locator(selector).all() if b.is_visible()]
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_a_wrong_digit_is_corrected_on_the_page(browser: sync_api.Browser, feedback_server: tuple[Server, str],
+                                                size: str) -> None:  # fmt: skip
+    srv, url = feedback_server
+    context, pg, _, errors = open_page(browser, srv.port, size)
+    pg.wait_for_selector("#card dt")
+    pg.wait_for_function("!document.getElementById('feedback').hidden")
+    empty = answer_height(pg)
+    assert not pg.locator("#fb-right").is_visible()  # nothing to correct yet, its room kept
+    draw_seven(pg)
+    pg.wait_for_function("document.getElementById('answer-panel').dataset.state === 'digit'")
+    assert pg.locator("#digit").text_content() == "7"
+    assert answer_height(pg) == pytest.approx(empty, abs=1)
+    panel = box(pg, "#answer-panel")
+    asked = [box(pg, "#fb-right"), box(pg, "#fb-wrong")]
+    assert all(inside(b, panel) and b["height"] >= 28 for b in asked)
+    assert apart(asked)
+    pg.click("#fb-wrong")
+    panel = box(pg, "#answer-panel")  # measured again: the click may scroll the page
+    choices = visible_buttons(pg, "#fb-digits button")
+    assert len(choices) == 11  # ten digits and "not a digit"
+    assert all(inside(b, panel) and b["height"] >= 28 and b["width"] >= 28 for b in choices), (panel, choices)
+    assert apart(choices)
+    assert not pg.locator("#fb-number-input").is_visible()
+    pg.screenshot(path=str(OUT / f"{size}-feedback-choose.png"), full_page=True)
+    assert answer_height(pg)[1] == pytest.approx(empty[1], abs=1)  # as tall (the click may have scrolled)
+    pg.click('#fb-digits button[data-label="1"]')
+    pg.wait_for_function("document.getElementById('feedback').dataset.step === 'thanks'")
+    assert pg.locator("#fb-thanks").text_content() == "Thanks: noted that it is 1."
+    assert inside(box(pg, "#fb-thanks"), box(pg, "#answer-panel"))
+    pg.screenshot(path=str(OUT / f"{size}-feedback-thanks.png"), full_page=True)
+    context.close()
+    assert errors == []
+    rows = [r for r in FeedbackStore(url, 1000).records() if r.label == "1"]
+    assert rows, "no record with the label chosen"
+    assert (rows[-1].predicted, rows[-1].endpoint, rows[-1].input_count) == ("7", "number", 1)
+    assert rows[-1].request_id  # the answer's X-Request-ID went with it
+
+
+def test_a_number_is_corrected_by_typing_it(browser: sync_api.Browser, feedback_server: tuple[Server, str]) -> None:
+    srv, url = feedback_server
+    context, pg, _, errors = open_page(browser, srv.port, "desktop")
+    pg.wait_for_function("!document.getElementById('feedback').hidden")
+    draw(pg, FOUR, left=0.15)
+    draw(pg, TWO, left=0.55)
+    pg.wait_for_function("document.getElementById('digits').children.length === 2")
+    pg.click("#fb-wrong")
+    assert visible_buttons(pg, "#fb-digits button") == []
+    pg.fill("#fb-number-input", "43")
+    pg.click("#fb-number button[type=submit]")
+    pg.wait_for_function("document.getElementById('feedback').dataset.step === 'thanks'")
+    assert pg.locator("#fb-thanks").text_content() == "Thanks: noted that it is 43."
+    context.close()
+    assert errors == []
+    (row,) = [r for r in FeedbackStore(url, 1000).records() if r.label == "43"]
+    assert (row.predicted, row.input_count) == ("42", 2)
+
+
+def test_right_is_one_click(browser: sync_api.Browser, feedback_server: tuple[Server, str]) -> None:
+    srv, url = feedback_server
+    context, pg, _, _ = open_page(browser, srv.port, "phone")
+    pg.wait_for_function("!document.getElementById('feedback').hidden")
+    draw_seven(pg)
+    pg.wait_for_function("document.getElementById('answer-panel').dataset.state === 'digit'")
+    pg.click("#fb-right")
+    pg.wait_for_function("document.getElementById('feedback').dataset.step === 'thanks'")
+    assert pg.locator("#fb-thanks").text_content() == "Thanks: noted as right."
+    context.close()
+    assert any(r.label == "7" and r.right for r in FeedbackStore(url, 1000).records())
+
+
+def test_nothing_is_shown_when_feedback_is_off(page: tuple[sync_api.Page, list[str]]) -> None:
+    pg, requests = page
+    draw_seven(pg)
+    pg.wait_for_function("document.getElementById('answer-panel').dataset.state === 'digit'")
+    assert pg.locator("#feedback").bounding_box() is None  # not laid out at all
+    assert not pg.locator("#fb-right").is_visible()
+    assert any(u.endswith("/feedback/status") for u in requests)

@@ -1,5 +1,5 @@
 // The drawing page: a canvas, an upload control, and the public API (/predict/number, /predict?explain=true,
-// /model).
+// /model, /feedback).
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -16,6 +16,8 @@ const digitList = document.getElementById("digits");
 const answerPanel = document.getElementById("answer-panel");
 const verdict = document.getElementById("verdict");
 const errorDetail = document.getElementById("error-detail");
+const feedbackBox = document.getElementById("feedback");
+const thanks = document.getElementById("fb-thanks");
 const DEBOUNCE_MS = 250;
 
 let drawing = false;
@@ -51,6 +53,7 @@ function setState(state, detail = "") {
 
 function resetAnswer(state = "empty") {
   setState(state);
+  offerFeedback(null);
   digitOut.textContent = "";
   digitOut.dataset.digit = "";
   digitOut.classList.remove("long");
@@ -130,6 +133,7 @@ async function predict(body, contentType) {
       if (data.error && data.error.code === "not_a_digit") {
         resetAnswer("refused");
         setStatus("That does not look like a digit. Draw digits, 0 to 9, or upload a picture of a number.", true);
+        offerFeedback({ body, requestId: response.headers.get("X-Request-ID"), answer: "not_a_digit", digits: 0 });
       } else {
         const message = data.error ? data.error.message : `HTTP ${response.status}`;
         resetAnswer("error");
@@ -141,6 +145,7 @@ async function predict(body, contentType) {
     }
     statusLine.dataset.code = "";
     resetAnswer();
+    offerFeedback({ body, requestId: response.headers.get("X-Request-ID"), answer: data.number, digits: data.digits.length });
     showBoxes(data.digits);
     if (data.digits.length === 1) {
       showAnswer(data.digits[0]);
@@ -260,6 +265,84 @@ document.getElementById("file").addEventListener("change", (event) => {
   event.target.value = "";
 });
 
+// corrections: "Right", or "Wrong: it is ..." (a digit or "not a digit"; for a number, typed), sent with the
+// image the answer was for to POST /feedback; shown only when the service takes them (GET /feedback/status)
+let feedbackOn = false;
+let corrected = null; // what the answer shown was for: { body, requestId, answer, digits }
+
+function offerFeedback(info) {
+  corrected = info;
+  feedbackBox.dataset.step = info && feedbackOn ? "ask" : "none";
+  // a number's correction is typed; so is a refused image's, which may have been a digit or a number
+  feedbackBox.dataset.kind = info && info.digits === 1 ? "digit" : "number";
+  feedbackBox.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+  thanks.textContent = "";
+  thanks.classList.remove("error");
+}
+
+async function sendFeedback(label) {
+  if (!corrected) return;
+  const sent = corrected;
+  feedbackBox.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  const form = new FormData();
+  const file = sent.body instanceof FormData ? sent.body.get("file") : sent.body;
+  form.append("file", file, file.name || "drawing.png");
+  form.append("label", label);
+  form.append("endpoint", "number"); // the page reads everything at /predict/number
+  if (sent.requestId) form.append("request_id", sent.requestId);
+  try {
+    const response = await fetch("/feedback", { method: "POST", body: form });
+    const data = await response.json();
+    if (sent !== corrected) return; // a new answer came meanwhile
+    feedbackBox.dataset.step = "thanks";
+    if (response.ok) {
+      const what = label === "not_a_digit" ? "not a digit" : label;
+      thanks.textContent = data.right ? "Thanks: noted as right." : `Thanks: noted that it is ${what}.`;
+    } else {
+      thanks.textContent = `Not saved: ${data.error ? data.error.message : `HTTP ${response.status}`}`;
+      thanks.classList.add("error");
+    }
+  } catch (err) {
+    feedbackBox.dataset.step = "thanks";
+    thanks.textContent = `Not saved: the service did not answer (${err})`;
+    thanks.classList.add("error");
+  }
+}
+
+function setUpFeedback() {
+  const choices = document.getElementById("fb-digits");
+  for (const [label, text] of [..."0123456789"].map((d) => [d, d]).concat([["not_a_digit", "not a digit"]])) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "secondary";
+    b.textContent = text;
+    b.dataset.label = label;
+    b.addEventListener("click", () => sendFeedback(label));
+    choices.append(b);
+  }
+  document.getElementById("fb-right").addEventListener("click", () => corrected && sendFeedback(corrected.answer));
+  document.getElementById("fb-wrong").addEventListener("click", () => {
+    feedbackBox.dataset.step = "choose";
+    const first = feedbackBox.dataset.kind === "number" ? document.getElementById("fb-number-input") : choices.firstChild;
+    first.focus();
+  });
+  document.getElementById("fb-number").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendFeedback(document.getElementById("fb-number-input").value.trim());
+  });
+  document.getElementById("fb-not-number").addEventListener("click", () => sendFeedback("not_a_digit"));
+}
+
+async function feedbackState() {
+  try {
+    const response = await fetch("/feedback/status");
+    feedbackOn = response.ok && (await response.json()).enabled === true;
+  } catch (err) {
+    feedbackOn = false;
+  }
+  feedbackBox.hidden = !feedbackOn;
+}
+
 // what the training recipe added to the plain one, as model.train records it
 function recipe(t) {
   const parts = [];
@@ -345,5 +428,7 @@ document.querySelectorAll(".report img").forEach((img) => {
   else img.addEventListener("error", drop);
 });
 
+setUpFeedback();
 resetAnswer();
 modelCard();
+feedbackState();
