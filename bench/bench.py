@@ -96,9 +96,9 @@ def forward_throughput(optimised: bool, processes: int = 2, seconds: float = 5.0
     return float(total)
 
 
-def serve(port: int) -> tuple[subprocess.Popen[bytes], float]:
+def serve(port: int, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], float]:
     env = {**os.environ, "DIGITS_PORT": str(port), "DIGITS_HOST": "127.0.0.1", "DIGITS_WORKERS": "2",
-           "DIGITS_TORCH_THREADS": "1", "DIGITS_LOG_LEVEL": "info"}  # fmt: skip
+           "DIGITS_TORCH_THREADS": "1", "DIGITS_LOG_LEVEL": "info", **(extra or {})}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     return proc, wait_ready(port, proc, 60)
@@ -152,6 +152,33 @@ def ratios(rows: list[dict[str, str]]) -> list[str]:
     return lines
 
 
+def compare(settings: list[str], bodies: dict[str, tuple[Path, str]], seconds: float, port: int, out: Path
+            ) -> list[str]:  # fmt: skip
+    """The service without and with `settings` (NAME=VALUE), both up at once, each /predict case at
+    c=64 on one and then the other: a table with the ratio."""
+    extra = dict(s.split("=", 1) for s in settings)
+    plain, _ = serve(port)
+    other, _ = serve(port + 1, extra)
+    lines = [f"| case, c=64 | as shipped | with {' '.join(settings)} | ratio |", "|---|---|---|---|"]
+    try:
+        for name in ("mnist28", "canvas280"):
+            for fmt in ("raw", "multipart"):
+                body, ctype = bodies[f"{name}/{fmt}"]
+                got = []
+                for p, tag in ((port, "plain"), (port + 1, "with")):
+                    wrk(f"http://127.0.0.1:{p}/predict", body, ctype, 16, 2, out / "wrk" / f"cmp_{tag}_warmup.txt")
+                    got.append(wrk(f"http://127.0.0.1:{p}/predict", body, ctype, 64, seconds,
+                                   out / "wrk" / f"cmp_{tag}_{name}_{fmt}.txt"))  # fmt: skip
+                a, b = got
+                lines.append(f"| {name} {fmt} | {a['rps']:,.0f} req/s, p99 {a['p99_ms']:.1f} ms | {b['rps']:,.0f} "
+                             f"req/s, p99 {b['p99_ms']:.1f} ms | **{b['rps'] / a['rps']:.2f}x** |")  # fmt: skip
+    finally:
+        for proc in (plain, other):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=10)
@@ -159,6 +186,9 @@ def main() -> int:
     p.add_argument("--no-starts", action="store_true", help="skip the row per start command (about 3 minutes)")
     p.add_argument("--image", help="with the start commands, also this Docker image's container")
     p.add_argument("--port", type=int, default=18090)
+    p.add_argument("--compare", nargs="+", metavar="NAME=VALUE", default=None,
+                   help="also the /predict cases at c=64 without and with these settings, side by side "
+                   "(e.g. DIGITS_FEEDBACK_DB=sqlite:////tmp/feedback.db)")  # fmt: skip
     args = p.parse_args()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = ROOT / "bench" / "results" / stamp
@@ -225,6 +255,9 @@ def main() -> int:
         f"- start to ready: {ready_s:.2f} s; worker RSS after the loads: max {results['worker_rss_mb_max']:.0f} MB "
         f"(PSS {results['worker_pss_mb_max']:.0f} MB, private {results['worker_private_mb_max']:.0f} MB)",
     ]  # fmt: skip
+    if args.compare:
+        summary += ["", "## Without and with settings (both up at once, each case on one then the other)", "",
+                    *compare(args.compare, bodies, args.seconds, args.port + 10, out)]  # fmt: skip
     if not args.no_starts:
         import starts  # beside this script
 

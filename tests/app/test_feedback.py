@@ -19,7 +19,7 @@ from app.feedback.store import FeedbackStore
 from app.main import create_app
 from app.settings import Settings, SettingsError
 from model.data import MnistSplit
-from tests.helpers import draw_seven, encode, multipart
+from tests.helpers import draw_seven, encode, multipart, png_with_size
 
 TOKEN = "feedback-admin-token-0123"
 
@@ -120,6 +120,7 @@ def test_bad_fields_are_422_and_store_nothing(fb: TestClient, mnist_png: tuple[b
         (encode(draw_seven())[:400], 400, "truncated_image"),
         (encode(Image.new("L", (60, 60), 255)), 422, "no_ink"),
         (b"\0" * 250_000, 413, "payload_too_large"),
+        (png_with_size(3000, 2000), 413, "image_too_large"),  # over the tests' 4,000,000-pixel cap
     ],
 )
 def test_bad_images_get_the_usual_errors(fb: TestClient, tmp_path: Path, image: bytes, status: int, code: str) -> None:
