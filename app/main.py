@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import cv2
 import torch
@@ -18,8 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from app.engine import Engine, Reloaded
 from app.errors import install_error_handlers
 from app.fastpath import FastPredict
-from app.feedback.db import BadDatabaseURL, normalised_url
-from app.feedback.service import Feedback, Unavailable
+from app.feedback.correction import Unavailable
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import HeadAsGet, InFlight, RequestContext
@@ -28,6 +28,9 @@ from app.responses import JSONAnswer
 from app.routers import admin, docs, feedback, health, info, number, page, predict, v2
 from app.settings import Settings, SettingsError, available_cpus, load_settings
 from model.checkpoint import CheckpointError
+
+if TYPE_CHECKING:
+    from app.feedback.service import Feedback
 
 log = logging.getLogger("app")
 MULTIPART_OVERHEAD = 64 * 1024
@@ -67,10 +70,13 @@ def reloaded(metrics: Metrics, done: Reloaded | None, outcome: str) -> None:
 
 
 def feedback_of(settings: Settings) -> Feedback | None:
-    """The feedback store's holder when DIGITS_FEEDBACK_DB is set; a SettingsError for a URL that is not
-    SQLite's or PostgreSQL's."""
+    """The feedback store's holder when DIGITS_FEEDBACK_DB is set (SQLAlchemy and Alembic imported
+    only then); a SettingsError for a URL that is not SQLite's or PostgreSQL's."""
     if settings.feedback_db is None:
         return None
+    from app.feedback.db import BadDatabaseURL, normalised_url
+    from app.feedback.service import Feedback
+
     try:
         normalised_url(settings.feedback_db.get_secret_value())
     except BadDatabaseURL as e:

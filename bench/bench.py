@@ -172,6 +172,8 @@ def compare(settings: list[str], bodies: dict[str, tuple[Path, str]], seconds: f
                 a, b = got
                 lines.append(f"| {name} {fmt} | {a['rps']:,.0f} req/s, p99 {a['p99_ms']:.1f} ms | {b['rps']:,.0f} "
                              f"req/s, p99 {b['p99_ms']:.1f} ms | **{b['rps'] / a['rps']:.2f}x** |")  # fmt: skip
+        rss = [max((memory_mb(pid)["rss"] for pid in children(proc.pid)), default=0.0) for proc in (plain, other)]
+        lines.append(f"| worker RSS after the loads (max of 2) | {rss[0]:.0f} MB | {rss[1]:.0f} MB | |")
     finally:
         for proc in (plain, other):
             os.killpg(proc.pid, signal.SIGTERM)

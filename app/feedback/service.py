@@ -1,14 +1,17 @@
 """The feedback store as a worker holds it: opened (and migrated) at start-up, opened again on a
-later request when the database was unreachable then, and the per-client rate limit."""
+later request when the database was unreachable then, and the per-client rate limit. Imported
+only when DIGITS_FEEDBACK_DB is set (`app.main.feedback_of`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.feedback.correction import Correction, Unavailable
 from app.feedback.db import migrate
 from app.feedback.limits import RateLimit
 from app.feedback.store import FeedbackStore
@@ -17,10 +20,6 @@ from app.settings import Settings
 log = logging.getLogger("app.feedback")
 #: Seconds between tries to open a database that could not be opened.
 RETRY_SECONDS = 5
-
-
-class Unavailable(Exception):
-    """The database cannot be reached (or migrated) now."""
 
 
 class Feedback:
@@ -52,6 +51,22 @@ class Feedback:
             self._store = FeedbackStore(self.url, self.max_records)
             log.info("feedback on: database at schema revision %s, %d records", revision, self._store.count())
             return self._store
+
+    def add(self, correction: Correction) -> int:
+        """Store it (committed when this returns); its id. StoreFull past the cap, Unavailable when the
+        database cannot be reached. Blocking."""
+        try:
+            return self.open().add(correction)
+        except SQLAlchemyError as e:
+            log.error("feedback not stored: %s", str(e).splitlines()[0][:300])
+            raise Unavailable("the feedback database could not be reached; retry shortly") from None
+
+    def summary(self) -> dict[str, Any]:
+        """`FeedbackStore.summary`; Unavailable when the database cannot be reached. Blocking."""
+        try:
+            return self.open().summary()
+        except SQLAlchemyError:
+            raise Unavailable("the feedback database could not be reached; retry shortly") from None
 
     def close(self) -> None:
         if self._store is not None:

@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Row, case, func, insert, select
 
+from app.feedback.correction import Correction, StoreFull
 from app.feedback.db import Record, lock_for_cap, make_engine
-
-
-class StoreFull(Exception):
-    """The record cap (DIGITS_FEEDBACK_MAX_RECORDS) is reached: nothing is stored or overwritten."""
-
-
-@dataclass(frozen=True)
-class Correction:
-    """What POST /feedback stores: the client's label, and the model's own reading of the image."""
-
-    endpoint: str
-    label: str
-    predicted: str
-    confidence: float
-    model_version: str
-    inputs: bytes  # input_count x 784 uint8
-    input_count: int
-    request_id: str | None = None
-    upload: bytes | None = None
-    upload_type: str | None = None
-
-    @property
-    def right(self) -> bool:
-        return self.label == self.predicted
 
 
 class FeedbackStore:

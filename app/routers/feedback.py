@@ -4,24 +4,25 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import EngineDep, MetricsDep, SettingsDep
 from app.errors import ServiceError
+from app.feedback.correction import Correction, StoreFull, Unavailable
 from app.feedback.reading import NOT_A_DIGIT, read
-from app.feedback.service import Feedback, Unavailable
-from app.feedback.store import Correction, StoreFull
 from app.responses import JSONAnswer
 from app.routers.admin import bearer, require_admin
 from app.routers.predict import COMMON_ERRORS, UNREADABLE, _errors
 from app.schemas import FeedbackCreated, FeedbackState, FeedbackSummary
 from app.uploads import read_form
 from model.imaging.number import MAX_DIGITS
+
+if TYPE_CHECKING:  # the database code is imported only when feedback is on
+    from app.feedback.service import Feedback
 
 router = APIRouter(tags=["feedback"])
 #: GET /feedback/summary: in the schema only when DIGITS_ADMIN_TOKEN is set, as /admin/reload is
@@ -163,11 +164,10 @@ async def post_feedback(request: Request, engine: EngineDep, settings: SettingsD
                             reading.inputs, reading.count, request_id, upload.data if keep else None,
                             upload.content_type if keep else None)  # fmt: skip
     try:
-        store = await run_in_threadpool(feedback.open)
-        record = await run_in_threadpool(store.add, correction)
+        record = await run_in_threadpool(feedback.add, correction)
     except StoreFull as e:
         raise FeedbackFull(str(e)) from None
-    except (Unavailable, SQLAlchemyError):
+    except Unavailable:
         raise FeedbackUnavailable(
             "the feedback database could not be reached; retry shortly", headers={"Retry-After": "5"}
         ) from None
@@ -201,9 +201,8 @@ async def feedback_summary(
     require_admin(settings, credentials)
     feedback = _feedback(request)
     try:
-        store = await run_in_threadpool(feedback.open)
-        return await run_in_threadpool(store.summary)
-    except (Unavailable, SQLAlchemyError):
+        return await run_in_threadpool(feedback.summary)
+    except Unavailable:
         raise FeedbackUnavailable(
             "the feedback database could not be reached; retry shortly", headers={"Retry-After": "5"}
         ) from None
