@@ -58,8 +58,8 @@ class FinetuneRecipe:
     held_mnist: int = 5000  # MNIST training digits kept out: the temperature's and the gate thresholds' data
 
 
-class NoExtraImages(ValueError):
-    """The folder is missing or holds no labelled digit image."""
+class FinetuneError(ValueError):
+    """The fine-tune cannot start: no labelled digit images, or the font families it needs missing."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def read_folder(folder: Path) -> tuple[Extra, int]:
     """The labelled images in `folder` through the service's preprocessing, and how many files could
     not be used (unreadable, no ink, a number whose row does not split into its label's digits)."""
     if not folder.is_dir():
-        raise NoExtraImages(f"{folder}: not a folder")
+        raise FinetuneError(f"{folder}: not a folder")
     images, labels, lanes, skipped = [], [], [], 0
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         m = LABEL_PATTERN.match(path.name)
@@ -191,9 +191,15 @@ def finetune(checkpoint: str | Path, folder: Path, output: Path, data_dir: str |
     """Fine-tune, print before and after, and write `output` unless MNIST drops too far; the record."""
     torch.manual_seed(r.seed)
     source = load_checkpoint(checkpoint)
+    if source.gate is not None:
+        from model.synth.printed import missing
+
+        if gone := missing(held_out=False):
+            raise FinetuneError(f"the digit gate's fresh examples hold printed digits, and these font families are "
+                                f"missing: {', '.join(gone)} (make fonts installs them)")  # fmt: skip
     extra, skipped = read_folder(folder)
     if not (extra.labels >= 0).any():
-        raise NoExtraImages(f"{folder}: no labelled digit images to fine-tune on (files named like 7_kind_001.png)")
+        raise FinetuneError(f"{folder}: no labelled digit images to fine-tune on (files named like 7_kind_001.png)")
     train_extra, held_extra = split_held_out(extra, r.held_out, r.seed)
     log.info("%d extra images (%d unusable): %d to train on, %d held out", len(extra), skipped, len(train_extra),
              len(held_extra))  # fmt: skip

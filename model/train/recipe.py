@@ -288,14 +288,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def finetune_main(args: argparse.Namespace) -> int:
     """`--finetune CHECKPOINT --extra-images DIR`: model.train.finetune, its before and after printed."""
-    from model.train.finetune import FinetuneRecipe, NoExtraImages, finetune, print_record
+    try:
+        from model.train.finetune import FinetuneError, FinetuneRecipe, finetune, print_record
+    except ModuleNotFoundError as e:  # scipy: model.synth's renderings
+        log.error("%s is not installed: the fine-tune needs the training tools (make install)", e.name)
+        return 1
 
     if not args.finetune:
         raise SystemExit("--extra-images needs --finetune CHECKPOINT: the checkpoint to start from")
     recipe = FinetuneRecipe(epochs=args.epochs or FinetuneRecipe.epochs, held_out=args.held_out, seed=args.seed)
     try:
         record = finetune(args.finetune, args.extra_images, args.output, args.data_dir, recipe, args.allow_mnist_drop)
-    except (DataError, NoExtraImages) as e:
+    except (DataError, FinetuneError) as e:
         log.error("%s", e)
         return 1
     print_record(record)
