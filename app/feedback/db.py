@@ -33,6 +33,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: PostgreSQL advisory lock keys: one for migrations, one that serialises the record cap's check.
 MIGRATE_LOCK, CAP_LOCK = 7_346_001, 7_346_002
+#: Seconds a PostgreSQL connection may take to open.
+PG_CONNECT_SECONDS = 5
 #: Seconds a SQLite writer waits for another process's write to finish before giving up.
 SQLITE_BUSY_SECONDS = 30
 
@@ -88,7 +90,9 @@ def make_engine(url: str) -> Engine:
     (IMMEDIATE), so that the cap's count and the insert after it see one state."""
     url = normalised_url(url)
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+        # a server that does not answer is given up on in seconds, not at TCP's minutes
+        return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4,
+                             connect_args={"connect_timeout": PG_CONNECT_SECONDS})  # fmt: skip
     Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
 

@@ -47,7 +47,8 @@ class FinetuneRecipe:
     epochs: int = 2  # passes over MNIST's training digits
     lr: float = 5e-4  # AdamW, cosine to 0
     batch_size: int = 128
-    extra_batch: int = 32  # extra digits beside each batch of MNIST's
+    extra_batch: int = 32  # extra digits beside each batch of MNIST's, at most
+    extra_repeats: int = 60  # the most times one extra image is drawn an epoch: a few images, fewer a batch
     held_out: float = 0.25  # share of the extra images kept for evaluation
     seed: int = 0
     max_mnist_drop: float = 0.002  # 0.2 points of MNIST test accuracy
@@ -151,12 +152,16 @@ def mnist_accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Ten
 
 
 def train_cnn(model: LoadedModel, x: torch.Tensor, y: torch.Tensor, extra: Extra, r: FinetuneRecipe) -> Net:
-    """The checkpoint's CNN trained on (x, y) with `r.extra_batch` of the extra digits in every batch."""
+    """The checkpoint's CNN trained on (x, y) with up to `r.extra_batch` of the extra digits in every
+    batch, so that none is drawn more than about `r.extra_repeats` times an epoch (a handful of
+    corrections repeated in every batch would be learnt by heart, and MNIST forgotten)."""
     gen = torch.Generator().manual_seed(r.seed)
     net = copy.deepcopy(model.net)
     keep = extra.labels >= 0
     ex_x, ex_y = torch.from_numpy(extra.images[keep]), torch.from_numpy(extra.labels[keep])
-    steps = r.epochs * math.ceil(len(x) / r.batch_size)
+    per_epoch = math.ceil(len(x) / r.batch_size)
+    steps = r.epochs * per_epoch
+    per_batch = min(r.extra_batch, math.ceil(r.extra_repeats * len(ex_y) / per_epoch))
     opt = torch.optim.AdamW(net.parameters(), lr=r.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     net.train()
@@ -165,7 +170,7 @@ def train_cnn(model: LoadedModel, x: torch.Tensor, y: torch.Tensor, extra: Extra
         for idx in torch.randperm(len(x), generator=gen).split(r.batch_size):
             xb, yb = x[idx], y[idx]
             if len(ex_y):
-                pick = torch.randint(len(ex_y), (r.extra_batch,), generator=gen)
+                pick = torch.randint(len(ex_y), (per_batch,), generator=gen)
                 xb, yb = torch.cat([xb, ex_x[pick]]), torch.cat([yb, ex_y[pick]])
             loss = F.cross_entropy(net(to_tensor(augment(xb.unsqueeze(1), gen).squeeze(1))), yb)
             opt.zero_grad(set_to_none=True)
