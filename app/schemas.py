@@ -138,6 +138,11 @@ class ModelInfo(BaseModel):
         description="SHA-256 of each network it was distilled from (train_config.teachers, model/train/distill.py); "
         "null when it learnt from the labels alone",
     )
+    finetuned: dict[str, Any] | None = Field(
+        None,
+        description="what it was fine-tuned from and on (model/train/finetune.py: the source version, the extra "
+        "images, the share held out, MNIST and the held-out images before and after); null when trained whole",
+    )
     preprocess: dict[str, Any]
     created_at: str | None
     torch_version: str | None

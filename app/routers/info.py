@@ -65,6 +65,7 @@ async def model_info(engine: EngineDep) -> ModelInfo:
         metrics=dict(meta.get("metrics", {})),
         train_config=dict(meta.get("train_config", {})),
         distilled_from=meta.get("distilled_from"),
+        finetuned=meta.get("finetuned"),
         preprocess=dict(meta.get("preprocess", {})),
         created_at=meta.get("created_at"),
         refusal=_refusal(engine),

@@ -19,6 +19,7 @@ import copy
 import logging
 import math
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -234,13 +235,15 @@ def finetune(checkpoint: str | Path, folder: Path, output: Path, data_dir: str |
         tuned = load_checkpoint(output)
     record["held_out_images"] = {"before": measure(source, held_extra), "after": measure(tuned, held_extra)}
     record["written"] = str(output)
-    save_checkpoint(output, tuned.net, {**tuned.meta, "finetuned": record}, tuned.gate)  # the record, complete
+    # the record, complete; the file's name, not its local path (GET /model shows it)
+    save_checkpoint(output, tuned.net, {**tuned.meta, "finetuned": {**record, "written": output.name}}, tuned.gate)
     return record
 
 
 def _meta(source: LoadedModel, temperature: float, test_accuracy: float, record: dict[str, Any]) -> dict[str, Any]:
     meta = copy.deepcopy(source.meta)
     meta.setdefault("metrics", {}).update(temperature=temperature, test_accuracy=test_accuracy)
+    meta["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     meta["finetuned"] = record  # what it was tuned from and on (the same dict: filled in as it goes)
     return meta
 

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.main import create_app
+from app.settings import Settings
 from model.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from model.synth import segments
 from model.train.finetune import Extra, FinetuneRecipe, finetune, read_folder, split_held_out
@@ -54,13 +57,16 @@ def test_a_finetune_writes_a_checkpoint_with_its_record(tiny_mnist: Path, tmp_pa
     record = finetune(DEFAULT_CHECKPOINT, tmp_path / "extra", out, tiny_mnist, QUICK)
     tuned, source = load_checkpoint(out), load_checkpoint(DEFAULT_CHECKPOINT)  # verified against its sidecar
     assert record["written"] == str(out)
-    assert tuned.meta["finetuned"] == record
+    assert tuned.meta["finetuned"] == {**record, "written": "ft.pt"}  # no local path in the checkpoint
+    assert tuned.meta["created_at"] != source.meta["created_at"]
     assert (record["from"], record["images"], record["held_out"]) == (source.version, 40, 10)
     assert record["mnist_test"]["before"] == source.meta["metrics"]["test_accuracy"]  # the shipped figure
     assert tuned.gate is not None
     assert tuned.refusal is not None
     assert set(record["held_out_images"]["after"]) == {"read", "answered_right"}
     assert not np.array_equal(tuned.net.fc1.weight.detach(), source.net.fc1.weight.detach())
+    with TestClient(create_app(Settings(checkpoint=out, torch_threads=1))) as client:  # the service shows it
+        assert client.get("/model").json()["finetuned"]["from"] == source.version
 
 
 def test_a_finetune_that_loses_on_mnist_is_not_written(tiny_mnist: Path, tmp_path: Path,  # noqa: F811
