@@ -46,6 +46,41 @@ def call(port: int, method: str, path: str, body: bytes = b"", content_type: str
     return r.status, {k.lower(): v for k, v in r.getheaders()}, json.loads(data) if data else {}
 
 
+#: Seven-segment typefaces (Debian's fonts-dseg), never trained or tuned on: a check beside
+#: model.synth.segments' own drawings.
+DSEG = Path("/usr/share/fonts/truetype/dseg")
+
+
+def dseg_digits(folder: Path, count: int, seed: int) -> list[Path]:
+    """`count` digits set in the DSEG7 faces, the ten alike: sizes, slants (the italic faces),
+    weights, dark on a light panel or lit on a dark one, a little blur, PNG or JPEG."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    faces = sorted(p for p in DSEG.glob("DSEG7*.ttf") if "SEGGCHAN" not in p.name)  # (a mascot's faces)
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for n in range(count):
+        font = ImageFont.truetype(str(faces[rng.integers(len(faces))]), int(rng.integers(40, 160)))
+        dark = rng.random() < 0.4
+        panel = tuple(int(v) for v in (rng.integers(0, 50, 3) if dark else rng.integers(170, 250, 3)))
+        ink = tuple(int(v) for v in (rng.integers(180, 256, 3) if dark else rng.integers(0, 70, 3)))
+        left, top, right, bottom = font.getbbox(str(n % 10))
+        pad = int((bottom - top) * rng.uniform(0.2, 0.6))
+        img = Image.new("RGB", (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad), panel)
+        ImageDraw.Draw(img).text((pad - left, pad - top), str(n % 10), font=font, fill=ink)
+        img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 1.2))))
+        buf = io.BytesIO()
+        jpeg = rng.random() < 0.3
+        img.save(buf, "JPEG", quality=85) if jpeg else img.save(buf, "PNG")
+        out.append(folder / f"{n % 10}_dseg_{n:05d}.{'jpg' if jpeg else 'png'}")
+        out[-1].write_bytes(buf.getvalue())
+    return out
+
+
 def read_right(port: int, files: list[Path]) -> tuple[float, int]:
     """The share of `files` /predict answers with their label's digit (a refusal counts as wrong),
     and how many it refused."""
@@ -73,6 +108,7 @@ def main() -> int:
     db = f"sqlite:///{work / 'feedback.db'}"
     corrections = segments.write(work / "corrections", args.corrections, args.seed)
     held_out = segments.write(work / "held-out", args.held_out, args.seed + 1)
+    typefaces = dseg_digits(work / "dseg", args.held_out, args.seed + 2) if DSEG.is_dir() else []
     port = free_port()
     env = {**os.environ, "DIGITS_PORT": str(port), "DIGITS_WORKERS": "2", "DIGITS_FEEDBACK_DB": db,
            "DIGITS_ADMIN_TOKEN": TOKEN, "DIGITS_CHECKPOINT": str(models / "mnist_cnn.pt"),
@@ -81,6 +117,7 @@ def main() -> int:
     try:
         wait_ready(port, server)
         before, refused_before = read_right(port, held_out)
+        dseg_before = read_right(port, typefaces) if typefaces else None
         wrong = 0
         for path in corrections:  # read as a user would, then corrected (or confirmed) with that answer's id
             _, headers, _ = call(port, "POST", "/predict", path.read_bytes(), "image/png")
@@ -101,6 +138,7 @@ def main() -> int:
         status, _, reloaded = call(port, "POST", "/admin/reload", json.dumps({"checkpoint": "finetuned.pt"}).encode(),
                                    "application/json", token=True)  # fmt: skip
         after, refused_after = read_right(port, held_out)
+        dseg_after = read_right(port, typefaces) if typefaces else None
         _, _, info = call(port, "GET", "/model")
     finally:
         server.terminate()
@@ -112,6 +150,12 @@ def main() -> int:
         f"held-out seven-segment digits ({len(held_out)}, seed {args.seed + 1}) read right at /predict: "
         f"before {100 * before:.1f}% ({refused_before} refused), after {100 * after:.1f}% ({refused_after} refused)"
     )
+    if dseg_before and dseg_after:
+        print(f"seven-segment typefaces (DSEG7, fonts-dseg; {len(typefaces)}, seed {args.seed + 2}) read right: before "
+              f"{100 * dseg_before[0]:.1f}% ({dseg_before[1]} refused), after {100 * dseg_after[0]:.1f}% "
+              f"({dseg_after[1]} refused)")  # fmt: skip
+    else:
+        print(f"(no {DSEG}: apt-get install fonts-dseg adds a check on seven-segment typefaces)")
     print(f"MNIST test accuracy of the served checkpoint: {info['metrics']['test_accuracy']}")
     if args.keep:
         shutil.copy(tuned, args.keep)
