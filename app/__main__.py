@@ -28,6 +28,14 @@ def main() -> int:
     except CheckpointError as e:
         log.error("cannot start: %s", e)
         return 1
+    if settings.feedback_db is not None:  # a URL of another database: said once, not by each worker
+        from app.feedback.db import BadDatabaseURL, normalised_url
+
+        try:
+            normalised_url(settings.feedback_db.get_secret_value())
+        except BadDatabaseURL as e:
+            log.error("cannot start: DIGITS_FEEDBACK_DB=(hidden): %s", e)
+            return 1
     # the workers read it: each then knows how many share the CPUs, without guessing
     os.environ["DIGITS_WORKERS"] = str(settings.worker_count)
     if settings.worker_count == 1:

@@ -86,3 +86,16 @@ def test_bad_setting_stops_start_up() -> None:
     proc = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, timeout=60, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "invalid settings: DIGITS_MAX_UPLOAD_BYTES='-1': Input should be greater than 0"
+
+
+def test_a_feedback_database_of_another_kind_stops_start_up_once() -> None:
+    """Said once by `python -m app`, before any worker starts (not by each worker, restarted), and
+    without the URL, which may hold a password."""
+    env = {**os.environ, "DIGITS_WORKERS": "2", "DIGITS_FEEDBACK_DB": "mysql://user:secret@db/x",
+           "DIGITS_PORT": str(free_port())}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, timeout=60, text=True)
+    assert proc.returncode == 1
+    errors = [json.loads(line)["msg"] for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert errors == ["cannot start: DIGITS_FEEDBACK_DB=(hidden): 'mysql' databases are not supported: use sqlite "
+                      "or postgresql"]  # fmt: skip
+    assert "secret" not in proc.stderr
