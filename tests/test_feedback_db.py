@@ -102,3 +102,20 @@ def test_a_correction_answered_201_survives_kill_9(database: str, mnist_png: tup
     assert b'"records":1' in summary
     assert b'"labels":{"4":1}' in summary
     assert b'"id":1' in answer
+
+
+def test_the_record_cap_holds_under_two_workers_at_once(database: str, mnist_png: tuple[bytes, int]) -> None:
+    """The count and the insert are one writer's (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory
+    lock): 80 corrections at c=16 into room for 50, across two workers, store exactly 50."""
+    server = start({"DIGITS_WORKERS": "2", "DIGITS_FEEDBACK_DB": database, "DIGITS_FEEDBACK_PER_MINUTE": "1000",
+                    "DIGITS_FEEDBACK_MAX_RECORDS": "50"})  # fmt: skip
+    try:
+        body, content_type = correction(mnist_png[0], "7")
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda _n: server.request("POST", "/feedback", body, content_type)[0], range(80)))
+    finally:
+        stop(server)
+    assert sorted(statuses) == [201] * 50 + [507] * 30
+    store = FeedbackStore(database, 1000)
+    assert store.count() == 50
+    store.close()
