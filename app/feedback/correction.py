@@ -1,5 +1,5 @@
 """What POST /feedback stores, and the errors of storing it: no database code here, so that the
-service imports SQLAlchemy and Alembic only when feedback is on (they cost a worker 28 MB)."""
+service imports SQLAlchemy and Alembic, which are large, only when feedback is on."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ from model.network import Net
 from model.train.augment import augment
 from model.train.gate import GateRecipe, report, ship, train_gate
 from model.train.gate_data import Examples, examples
-from model.train.temperature import fit_temperature
+from model.train.scoring import accuracy, fit_temperature, predict_logits
 
 log = logging.getLogger("model.train.finetune")
 
@@ -124,13 +124,6 @@ def split_held_out(extra: Extra, share: float, seed: int) -> tuple[Extra, Extra]
     return extra.take(np.concatenate(train)), extra.take(np.concatenate(held))
 
 
-def _logits(net: torch.nn.Module, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(images, dtype=torch.float32)
-    net.eval()
-    with torch.inference_mode():
-        return torch.cat([net(to_tensor(x[i : i + 1000])) for i in range(0, len(x), 1000)]) if len(x) else x[:, 0, :10]
-
-
 def measure(model: LoadedModel, extra: Extra) -> dict[str, float]:
     """On `extra`: the digits read right (argmax), read right and not refused (as the service answers),
     and the images with no digit refused."""
@@ -141,16 +134,14 @@ def measure(model: LoadedModel, extra: Extra) -> dict[str, float]:
         scores = digit_probabilities(model.gate, extra.images)
         accepted = scores >= np.array([model.refusal.threshold(None, str(lane)) for lane in extra.lanes])
     if digits.any():
-        right = _logits(model.net, extra.images[digits]).argmax(1).numpy() == extra.labels[digits]
+        right = (
+            predict_logits(model.net, torch.from_numpy(extra.images[digits])).argmax(1).numpy() == extra.labels[digits]
+        )
         out["read"] = float(right.mean())
         out["answered_right"] = float((right & accepted[digits]).mean())
     if none.any():
         out["not_a_digit_refused"] = float((~accepted[none]).mean())
     return out
-
-
-def mnist_accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return int((_logits(net, images).argmax(1) == labels).sum()) / max(len(labels), 1)
 
 
 def train_cnn(model: LoadedModel, x: torch.Tensor, y: torch.Tensor, extra: Extra, r: FinetuneRecipe) -> Net:
@@ -217,16 +208,18 @@ def finetune(checkpoint: str | Path, folder: Path, output: Path, data_dir: str |
     images = mnist.images.float() / 255
     test_x, test_y = test.images.float() / 255, test.labels
     net = train_cnn(source, images[train_idx], mnist.labels[train_idx], train_extra, r)
-    temperature = fit_temperature(_logits(net, images[held_idx]), mnist.labels[held_idx])
-    before_mnist, after_mnist = mnist_accuracy(source.net, test_x, test_y), mnist_accuracy(net, test_x, test_y)
+    temperature = fit_temperature(predict_logits(net, images[held_idx]), mnist.labels[held_idx])
+    before_mnist = accuracy(predict_logits(source.net, test_x), test_y)
+    after_mnist = accuracy(predict_logits(net, test_x), test_y)
     record: dict[str, Any] = {
         "from": source.version, "images": len(extra), "unusable": skipped, "trained_on": len(train_extra),
         "held_out": len(held_extra), "seed": r.seed, "epochs": r.epochs,
         "mnist_test": {"before": before_mnist, "after": after_mnist},
     }  # fmt: skip
     tuned = replace(source, net=net, meta=_meta(source, temperature, after_mnist, record))
+    before = measure(source, held_extra)
     if round(before_mnist - after_mnist, 6) > r.max_mnist_drop and not allow_mnist_drop:  # (0.2 points is not over)
-        record["held_out_images"] = {"before": measure(source, held_extra), "after": measure(tuned, held_extra)}
+        record["held_out_images"] = {"before": before, "after": measure(tuned, held_extra)}
         record["written"] = None
         return record
     if source.gate is not None and source.refusal is not None:
@@ -235,7 +228,7 @@ def finetune(checkpoint: str | Path, folder: Path, output: Path, data_dir: str |
     else:
         save_checkpoint(output, net, tuned.meta)
         tuned = load_checkpoint(output)
-    record["held_out_images"] = {"before": measure(source, held_extra), "after": measure(tuned, held_extra)}
+    record["held_out_images"] = {"before": before, "after": measure(tuned, held_extra)}
     record["written"] = str(output)
     # the record, complete; the file's name, not its local path (GET /model shows it)
     save_checkpoint(output, tuned.net, {**tuned.meta, "finetuned": {**record, "written": output.name}}, tuned.gate)

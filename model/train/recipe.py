@@ -24,7 +24,7 @@ from model.train.augment import augment
 from model.train.distill import Teachers
 from model.train.extras import extra_digits, with_printed_negatives
 from model.train.outliers import degrade, negative_images, uniform_loss
-from model.train.temperature import fit_temperature
+from model.train.scoring import accuracy, fit_temperature, predict_logits
 
 log = logging.getLogger("model.train")
 
@@ -56,18 +56,6 @@ class TrainConfig:
     teachers: tuple[str, ...] = ()  # checkpoints distilled from (model.train.distill); (): labels only
     distill_weight: float = 0.5  # share of the loss on the teachers' soft targets
     distill_temperature: float = 2.0
-
-
-@torch.inference_mode()
-def predict_logits(net: Net, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Logits for (N, 28, 28) images in [0, 1]."""
-    net.eval()
-    return torch.cat([net(to_tensor(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
-
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Exact fraction correct (a float32 mean would store 0.9952 as 0.99519998)."""
-    return int((logits.argmax(1) == labels).sum()) / max(len(labels), 1)
 
 
 def split(n: int, cfg: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
