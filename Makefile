@@ -10,7 +10,7 @@ MNIST ?= data/mnist
 TORCH_INDEX ?=
 TORCH_WHEEL_DIR ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 
-.PHONY: fonts finetune gate printed install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test k8s-check negatives clean
+.PHONY: fonts finetune gate carry printed install serve test test-fast lint format train evaluate realworld docker-prep docker-local docker-test k8s-check negatives clean
 
 # `make install`: everything, the tests' and training's tools too. `make serve` needs only the
 # service's own packages (.venv/.serving); an installed .venv has them.
@@ -78,24 +78,33 @@ train: install
 # The shipped checkpoint: the distilled network fine-tuned for printed digits (model/synth/printed.py)
 # with printed digits of the training font families, pieces of digits and touching digits to give no
 # confident answer, upload-like renderings and images of no digit, its own answers on MNIST kept by
-# distilling from itself (about 15 min on 2 cores). `make train` ends with it; `make printed` takes
-# the distilled network the repository shipped before (commit b4a156f) instead of training it again.
+# distilling from itself (about 8 min on 2 cores), then a digit gate (`make gate`, or with GATE_FROM
+# that checkpoint's gate carried over). `make train` ends with it; `make printed` takes the distilled
+# network the repository shipped before (commit b4a156f) instead of training it again, and the gate
+# shipped with eca113892795 (commit 2fb74d6): the shipped checkpoint's making.
 DISTILLED ?= $(TEACHERS)/distilled.pt
+GATED ?= $(TEACHERS)/gated.pt
 PRINTED := --epochs 8 --lr 1e-3 $(ELASTIC) --fonts 1500 --renders 1000 --negatives 2000 --degrade 0.3 --no-refusal
 finetune: install fonts
 	$(BIN)/python -m model.train --data-dir $(MNIST) --finetune $(DISTILLED) --teachers $(DISTILLED) $(PRINTED)
-	$(MAKE) gate
+	$(MAKE) $(if $(GATE_FROM),carry,gate)
 
 # The digit gate beside the checkpoint's CNN, and its refusal thresholds per input lane
-# (model/train/gate.py; about 25 min on 2 cores): the CNN's weights are left as they are.
+# (model/train/gate.py; 13-25 min on 2 cores): the CNN's weights are left as they are.
 gate: install fonts
 	$(BIN)/python -m model.train.gate --data-dir $(MNIST)
+
+# The gate and thresholds of the checkpoint GATE_FROM beside the shipped file's CNN (the gate never reads the CNN).
+carry: install
+	$(BIN)/python -m model.train.gate --carry $(GATE_FROM)
 
 printed: install
 	mkdir -p $(dir $(DISTILLED))
 	git show b4a156f:model/weights/mnist_cnn.pt > $(DISTILLED)
 	cd $(dir $(DISTILLED)) && sha256sum $(notdir $(DISTILLED)) > $(notdir $(DISTILLED)).sha256
-	$(MAKE) finetune
+	git show 2fb74d6:model/weights/mnist_cnn.pt > $(GATED)
+	cd $(dir $(GATED)) && sha256sum $(notdir $(GATED)) > $(notdir $(GATED)).sha256
+	$(MAKE) finetune GATE_FROM=$(GATED)
 
 evaluate: install
 	$(BIN)/python -m model.evaluate --data-dir $(MNIST) --plots model/weights/report

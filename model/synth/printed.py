@@ -11,7 +11,9 @@ A rendering is one digit or a number of several, 12-200 px high, in dark ink (bl
 on paper of a light tint, with the glyph forms the faces give (a 1 with a flag, with or without a
 foot; open and closed 4s; 6 and 9 with straight or curved tails) and a 7 with a bar added by
 hand now and then; letter spacing from loose to touching (`tracking`, a share of the digit's
-height added to each advance); a slight rotation, sometimes blur and noise; PNG or JPEG.
+height added to each advance); a slight rotation, sometimes blur and noise; PNG or JPEG. Digits to
+train on (`training_print`) are sometimes 1s and 7s drawn from their parts (`model.synth.glyphs`)
+instead: forms between the two that no training face has.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.imaging.errors import PreprocessError
 from model.imaging.preprocess import preprocess
+from model.synth.glyphs import glyph_ink
 
 log = logging.getLogger("model.synth.printed")
 
@@ -178,16 +181,29 @@ def digits(n: int, seed: int, held_out: bool = False) -> Iterable[tuple[int, byt
 LABEL_SHARES = (0.075, 0.25, 0.075, 0.075, 0.075, 0.075, 0.075, 0.15, 0.075, 0.075)
 
 
+#: The share of training 1s and 7s drawn from their parts (`model.synth.glyphs`) instead of in a face.
+GLYPH_SHARE = 0.3
+
+
+def training_print(label: int, rng: np.random.Generator) -> bytes:
+    """One printed digit to train on, as an upload: in a face of the training families, or for a 1
+    or a 7 now and then drawn from its parts; 40% of them slanted as an oblique face leans (any
+    face made oblique)."""
+    slant = rng.uniform(-0.1, 0.3) if rng.random() < 0.4 else 0.0
+    if label in (1, 7) and rng.random() < GLYPH_SHARE:
+        return page(glyph_ink(label, height(rng), rng, slant), rng)[0]
+    return printed(str(label), rng, False, slant=slant)[0]
+
+
 def training_digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` printed digits of the training families (LABEL_SHARES of each), 40% of them slanted as an
-    oblique face leans (any face made oblique), read back through the service's preprocessing:
-    (M, 28, 28) float in [0, 1] and their labels (those it refuses are left out)."""
+    """`n` printed digits to train on (`training_print`, LABEL_SHARES of each), read back through
+    the service's preprocessing: (M, 28, 28) float in [0, 1] and their labels (those it refuses are
+    left out)."""
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for label in rng.choice(10, size=n, p=LABEL_SHARES):
-        slant = rng.uniform(-0.1, 0.3) if rng.random() < 0.4 else 0.0
         with contextlib.suppress(PreprocessError):
-            images.append(preprocess(printed(str(label), rng, False, slant=slant)[0]).image)
+            images.append(preprocess(training_print(int(label), rng)).image)
             labels.append(int(label))
     log.info("printed digits: %d of %d read", len(images), n)
     return torch.from_numpy(np.stack(images)).float(), torch.tensor(labels)
@@ -217,3 +233,23 @@ def training_negatives(n: int, seed: int) -> torch.Tensor:
             images.append(preprocess(page(ink, rng)[0]).image)
     log.info("printed negatives: %d of %d read", len(images), n)
     return torch.from_numpy(np.stack(images)).float()
+
+
+def write_held_out(out: Path, per_kind: int, seed: int, data_dir: str | None = None) -> int:
+    """`per_kind` printed digits of each of the ten in the held-out families (`digits`), as
+    `<label>_heldfonts_<n>.<ext>` files in `out`; how many."""
+    del data_dir  # the shared command line's; printed digits need no MNIST
+    out.mkdir(parents=True, exist_ok=True)
+    for k, (label, data, ext) in enumerate(digits(10 * per_kind, seed, held_out=True)):
+        (out / f"{label}_heldfonts_{k:05d}.{ext}").write_bytes(data)
+    return 10 * per_kind
+
+
+def main(argv: list[str] | None = None) -> int:
+    from model.synth.cli import main as cli
+
+    return cli(argv, write_held_out, "Printed digits in typefaces never trained on (the held-out families).")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

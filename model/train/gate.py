@@ -6,6 +6,8 @@ is trained on `model.train.gate_data`'s examples from MNIST's training set but a
 5,000 digits, whose renderings, with negatives of a seed of their own, fit the thresholds
 (`model.refusal.fit_thresholds`: at each operating point, that share of the held-out digits falls
 under it). The checkpoint is written again with the gate and the refusal data, and its sidecar.
+`--carry OTHER` trains nothing: OTHER's gate and thresholds join this checkpoint's CNN (a CNN
+trained again keeps a gate already measured; the gate never reads the CNN).
 """
 
 from __future__ import annotations
@@ -126,6 +128,20 @@ def ship(model: LoadedModel, gate: Gate, held: Examples, out: Path, cfg: GateRec
     return save_checkpoint(out, model.net, meta, gate)
 
 
+def carry(model: LoadedModel, source: LoadedModel, out: Path) -> str:
+    """Write `model`'s CNN with `source`'s gate and refusal data (the gate never reads the CNN, so
+    its thresholds hold as fitted); the hash."""
+    if source.gate is None or "refusal" not in source.meta:
+        raise SystemExit(f"{source.path} holds no digit gate to carry")
+    meta = {k: v for k, v in model.meta.items() if k != "refusal"}
+    meta["refusal"] = source.meta["refusal"]
+    meta["gate_from"] = source.version
+    meta["metrics"] = {k: v for k, v in meta.get("metrics", {}).items() if k != "gate_held_out_refused"}
+    if "gate_held_out_refused" in source.meta.get("metrics", {}):  # as `ship` measured it
+        meta["metrics"]["gate_held_out_refused"] = source.meta["metrics"]["gate_held_out_refused"]
+    return save_checkpoint(out, model.net, meta, source.gate)
+
+
 def cached(folder: Path | None, name: str, make: Callable[[], Examples]) -> Examples:
     """`make()`, or with `folder`, what an earlier call saved there as `name`.npz (else made and saved)."""
     if folder is None:
@@ -151,11 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, value in vars(GateRecipe()).items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    p.add_argument("--carry", type=Path, default=None, help="no training: this checkpoint's gate and thresholds")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = GateRecipe(**{k: getattr(args, k) for k in vars(GateRecipe())})
     torch.set_num_threads(os.cpu_count() or 1)
     model = load_checkpoint(args.checkpoint)
+    if args.carry is not None:
+        digest = carry(model, load_checkpoint(args.carry), args.out or args.checkpoint)
+        print(f"wrote {args.out or args.checkpoint} ({digest[:12]}), the gate of {args.carry}")
+        return 0
     digits = load_split("train", args.data_dir).images.numpy()
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(cfg.seed)).numpy()
     held_digits, train_digits = digits[order[:HELD_OUT]], digits[order[HELD_OUT:]]

@@ -26,6 +26,7 @@ from model.network import Net
 from model.refusal import GATE_SCORE, RATES, Refusal, RefusalDataError
 from model.synth.negatives import make_drawn
 from model.synth.realworld import make_canvas
+from model.train.gate import main as gate_main
 from tests.conftest import TINY
 from tests.helpers import canvas, draw_seven, encode
 
@@ -147,6 +148,30 @@ def test_gate_and_its_refusal_data_are_checked_together(tmp_path: Path) -> None:
     torch.save(payload, tmp_path / "c.pt")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(tmp_path / "c.pt", verify=False)
+
+
+def test_a_gate_is_carried_to_another_cnn_unchanged(tmp_path: Path) -> None:
+    """`python -m model.train.gate --carry`: the CNN of one checkpoint, the gate and thresholds of
+    another, and which checkpoint they came from; a checkpoint without a gate has none to carry."""
+    source = load_checkpoint(gated_checkpoint(tmp_path, {"canvas": table(0.3)}, p=0.2))
+    torch.manual_seed(1)
+    cnn = Net(TINY)
+    save_checkpoint(tmp_path / "cnn.pt", cnn, {"metrics": {"temperature": 0.7}})
+    save_checkpoint(tmp_path / "plain.pt", cnn, {"metrics": {}})
+    assert gate_main(["--checkpoint", str(tmp_path / "cnn.pt"), "--carry", str(source.path)]) == 0
+    carried = load_checkpoint(tmp_path / "cnn.pt")
+    assert carried.gate is not None
+    assert source.gate is not None
+    for name, tensor in source.gate.state_dict().items():
+        assert torch.equal(carried.gate.state_dict()[name], tensor)
+    assert carried.refusal == source.refusal
+    assert carried.meta["gate_from"] == source.version
+    assert carried.temperature == pytest.approx(0.7)
+    for name, tensor in cnn.state_dict().items():  # its own CNN, not the source's
+        assert torch.equal(carried.net.state_dict()[name], tensor)
+    assert not torch.equal(carried.net.fc2.weight, source.net.fc2.weight)
+    with pytest.raises(SystemExit, match="no digit gate"):
+        gate_main(["--checkpoint", str(tmp_path / "cnn.pt"), "--carry", str(tmp_path / "plain.pt")])
 
 
 def test_the_inference_gate_matches_the_module() -> None:
