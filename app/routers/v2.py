@@ -83,7 +83,7 @@ def _metadata(request: Request, name: str, version: str | None) -> JSONAnswer:
 
 
 _METADATA_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {"example": model_metadata("digits", "eca113892795")}}},
+    200: {"content": {"application/json": {"example": model_metadata("digits", "a2c518731b9c")}}},
     404: _ERROR,
     503: _ERROR,
 }
@@ -141,7 +141,7 @@ _INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
             "application/json": {
                 "example": {
                     "model_name": "digits",
-                    "model_version": "eca113892795",
+                    "model_version": "a2c518731b9c",
                     "outputs": [
                         {"name": "digit", "datatype": "INT64", "shape": [1], "data": [7]},
                         {"name": "confidence", "datatype": "FP32", "shape": [1], "data": [0.9998]},

@@ -53,8 +53,8 @@ def test_the_shipped_checkpoint_reads_printed_digits_of_unseen_faces(shipped_mod
         inputs.append(preprocess(data).image)
     read = probabilities(shipped_model, np.stack(inputs)).argmax(1)
     labels_ = np.array(labels)
-    assert (read == labels_).mean() >= 0.99
-    assert (read[labels_ == 1] == 1).mean() >= 0.95
+    assert (read == labels_).mean() >= 0.996
+    assert (read[labels_ == 1] == 1).mean() >= 0.96
 
 
 def test_printed_numbers_of_unseen_faces_are_read_whole(shipped_model: LoadedModel, tmp_path: Path) -> None:
@@ -71,8 +71,8 @@ def test_printed_numbers_of_unseen_faces_are_read_whole(shipped_model: LoadedMod
             right += read_number(shipped_model, data, probabilities) == number
         return right / n
 
-    assert exact(printed.LOOSE, 50, (2, 7)) >= 0.94
-    assert exact(printed.TIGHT, 50, (2, 7)) >= 0.94
+    assert exact(printed.LOOSE, 50, (2, 7)) >= 0.98
+    assert exact(printed.TIGHT, 50, (2, 7)) >= 0.98
     assert exact(printed.TOUCHING, 50, (2, 3)) >= 0.75
 
 
