@@ -143,6 +143,12 @@ class ModelInfo(BaseModel):
         description="what it was fine-tuned from and on (model/train/finetune.py: the source version, the extra "
         "images, the share held out, MNIST and the held-out images before and after); null when trained whole",
     )
+    gate_from: str | None = Field(
+        None,
+        description="the version of the checkpoint whose digit gate and refusal thresholds this one carries "
+        "unchanged (python -m model.train.gate --carry; the gate never reads the CNN); null when its own",
+        examples=["eca113892795"],
+    )
     preprocess: dict[str, Any]
     created_at: str | None
     torch_version: str | None

@@ -66,6 +66,7 @@ async def model_info(engine: EngineDep) -> ModelInfo:
         train_config=dict(meta.get("train_config", {})),
         distilled_from=meta.get("distilled_from"),
         finetuned=meta.get("finetuned"),
+        gate_from=meta.get("gate_from"),
         preprocess=dict(meta.get("preprocess", {})),
         created_at=meta.get("created_at"),
         refusal=_refusal(engine),

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.imaging.errors import PreprocessError
 from model.imaging.preprocess import preprocess
+from model.synth.cli import main as cli
 from model.synth.glyphs import glyph_ink
 
 log = logging.getLogger("model.synth.printed")
@@ -246,8 +247,6 @@ def write_held_out(out: Path, per_kind: int, seed: int, data_dir: str | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model.synth.cli import main as cli
-
     return cli(argv, write_held_out, "Printed digits in typefaces never trained on (the held-out families).")
 
 

@@ -247,6 +247,7 @@ def test_health_and_model(real_client: TestClient) -> None:
     assert all(re.fullmatch("[0-9a-f]{64}", digest) for digest in info["distilled_from"])
     assert info["preprocess"] == {"version": 1, "size": 28, "box": 20, "mean": 0.1307, "std": 0.3081}
     assert info["created_at"].startswith("20")
+    assert info["gate_from"] == "eca113892795"  # the digit gate carried over from the checkpoint before
 
 
 def test_not_ready_before_the_lifespan(settings: Settings) -> None:
