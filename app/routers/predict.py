@@ -248,11 +248,15 @@ async def predict_batch(
         items.append(item)
     for (i, u), answer in zip(readable, answers, strict=True):
         items[i]["filename"] = u.filename
+        # an unreadable image's error is answered in its slot, never raised here: raised, it would
+        # take this frame into its traceback while `answers` holds it, a reference cycle that keeps
+        # the body and every upload until a full collection (hundreds of MB under a stream of batches)
+        if isinstance(answer, PreprocessError):
+            items[i]["error"] = error_body(answer.code, str(answer), request_id)["error"]
+            continue
         try:
-            if isinstance(answer, PreprocessError):
-                raise answer
             items[i]["prediction"] = prediction_body(accepted(answer) if refuse else answer, refusal=not refuse)
-        except PreprocessError as e:  # unreadable, or (with refuse) not a digit: in its slot
+        except PreprocessError as e:  # with refuse, not a digit: in its slot
             items[i]["error"] = error_body(e.code, str(e), request_id)["error"]
     # the model that answered: a reload between this batch's pass and now changes engine.version
     version = next((a.model_version for a in answers if not isinstance(a, PreprocessError)), engine.version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 from app.main import create_app
 from app.routers.page import CSP
 from app.settings import Settings
+from app.uploads import Upload
 from model.checkpoint import DEFAULT_CHECKPOINT, sha256_of
 from tests.helpers import draw_seven, encode, error, photo_like_jpeg, png_with_size
 
@@ -180,6 +182,28 @@ def test_batch_answers_in_order_with_errors_in_their_slots(
     assert results[3]["prediction"] is None
     assert results[3]["error"]["code"] == "payload_too_large"
     assert results[3]["error"]["message"] == "image 'd.png' is over the 200000-byte limit"
+
+
+def test_a_batch_of_unreadable_images_leaves_nothing_to_the_cycle_collector(
+    client: TestClient, mnist_png: tuple[bytes, int]
+) -> None:
+    """The uploads of a batch are freed when it is answered, not at the next full collection:
+    an unreadable image's error must not tie the handler's frame (holding the body and every
+    upload) into a reference cycle. 64 such 358 kB images a request, one client, took a worker from
+    300 to 600 MB before."""
+    files = [("files", (f"{i}.png", bytes(1000), "image/png")) for i in range(3)]
+    gc.collect()
+    gc.disable()
+    try:
+        r = client.post("/predict/batch", files=[*files, ("files", ("ok.png", mnist_png[0], "image/png"))])
+        left = [o for o in gc.get_objects() if isinstance(o, Upload)]
+    finally:
+        gc.enable()
+    assert r.status_code == 200
+    assert [item["error"]["code"] if item["error"] else None for item in r.json()["results"]] == [
+        "not_an_image", "not_an_image", "not_an_image", None,
+    ]  # fmt: skip
+    assert left == []
 
 
 def test_batch_too_many_files(client: TestClient, mnist_png: tuple[bytes, int]) -> None:
