@@ -65,12 +65,22 @@ async def run_to_completion(work: Awaitable[T]) -> T:
     cancelled = False
     while not task.done():
         try:
-            await asyncio.shield(task)
+            await asyncio.wait((task,))  # (never raises the work's error, nor cancels it)
         except asyncio.CancelledError:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
-    return task.result()
+    error = task.exception()
+    if error is None:
+        return task.result()
+    # raised from here while `task` (and `work`, the same future) still held it, the error's
+    # traceback would take this frame into a reference cycle with it, keeping the upload and its
+    # arrays until a full collection
+    del task, work
+    try:
+        raise error
+    finally:
+        del error
 
 
 class ImageUnreadable(Exception):

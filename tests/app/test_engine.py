@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import anyio.to_thread
@@ -63,6 +67,38 @@ def test_work_on_a_thread_keeps_its_place_until_it_ends_even_when_the_request_gi
         return held_while_running, limiter.borrowed_tokens
 
     assert asyncio.run(scenario()) == (1, 0)
+
+
+def test_the_works_error_is_raised_and_let_go_without_a_reference_cycle() -> None:
+    """An upload the work could not read is freed as soon as its error has been answered, not at
+    the next full collection: the error, raised to the request, must not tie the frame that awaited
+    it into a reference cycle (the upload, in its traceback's frames, would wait with it)."""
+
+    class Upload:
+        pass
+
+    def unreadable(upload: Upload) -> None:
+        raise ValueError("unreadable")
+
+    async def scenario() -> weakref.ref[Upload]:
+        upload = Upload()
+        held = weakref.ref(upload)
+        with ThreadPoolExecutor(1) as pool:
+            work = asyncio.get_running_loop().run_in_executor(pool, unreadable, upload)
+            del upload
+            with contextlib.suppress(ValueError):
+                await run_to_completion(work)
+            del work
+        return held
+
+    gc.collect()
+    gc.disable()
+    try:
+        held = asyncio.run(scenario())
+        left = held() is not None
+    finally:
+        gc.enable()
+    assert not left
 
 
 def test_a_number_is_segmented_on_a_decoding_thread_however_small(client: TestClient) -> None:
