@@ -18,6 +18,7 @@ instead: forms between the two that no training face has.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import logging
@@ -31,7 +32,6 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.imaging.errors import PreprocessError
 from model.imaging.preprocess import preprocess
-from model.synth.cli import main as cli
 from model.synth.glyphs import glyph_ink
 
 log = logging.getLogger("model.synth.printed")
@@ -169,12 +169,16 @@ def printed(text: str, rng: np.random.Generator, held_out: bool, spacing: tuple[
     return page(typeset(text, chosen, height(rng, low), rng.uniform(*spacing), rng, slant), rng)
 
 
-def digits(n: int, seed: int, held_out: bool = False) -> Iterable[tuple[int, bytes, str]]:
-    """`n` single printed digits, the ten alike: (label, bytes, extension)."""
+def digits(n: int, seed: int, held_out: bool = False, only: Path | None = None) -> Iterable[tuple[int, bytes, str]]:
+    """`n` single printed digits, the ten alike: (label, bytes, extension); with `only`, all in
+    that face."""
     rng = np.random.default_rng(seed)
     for k in range(n):
         label = k % 10
-        yield (label, *printed(str(label), rng, held_out))
+        if only is None:
+            yield (label, *printed(str(label), rng, held_out))
+        else:
+            yield (label, *page(typeset(str(label), only, height(rng), rng.uniform(*LOOSE), rng), rng))
 
 
 #: The share of each digit among printed training digits: the 1 with a flag and the 7 it resembles
@@ -236,18 +240,29 @@ def training_negatives(n: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).float()
 
 
-def write_held_out(out: Path, per_kind: int, seed: int, data_dir: str | None = None) -> int:
-    """`per_kind` printed digits of each of the ten in the held-out families (`digits`), as
-    `<label>_heldfonts_<n>.<ext>` files in `out`; how many."""
-    del data_dir  # the shared command line's; printed digits need no MNIST
+def write_held_out(out: Path, per_kind: int, seed: int, only: Path | None = None) -> int:
+    """`per_kind` printed digits of each of the ten in the held-out families, or all in the face
+    `only` (`digits`), as `<label>_heldfonts_<n>.<ext>` files in `out`; how many."""
     out.mkdir(parents=True, exist_ok=True)
-    for k, (label, data, ext) in enumerate(digits(10 * per_kind, seed, held_out=True)):
+    for k, (label, data, ext) in enumerate(digits(10 * per_kind, seed, held_out=True, only=only)):
         (out / f"{label}_heldfonts_{k:05d}.{ext}").write_bytes(data)
     return 10 * per_kind
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli(argv, write_held_out, "Printed digits in typefaces never trained on (the held-out families).")
+    p = argparse.ArgumentParser(prog="python -m model.synth.printed", description=__doc__.splitlines()[0])
+    p.add_argument("out", type=Path)
+    p.add_argument("--per-kind", type=int, default=100, help="digits of each of the ten")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--face", default=None, help="one held-out face's file name (e.g. URWGothic-Book.otf): only it")
+    args = p.parse_args(argv)
+    only = None
+    if args.face is not None:
+        only = next((f for f in faces(True) if f.name == args.face), None)
+        if only is None:
+            p.error(f"{args.face} is no held-out face here: {', '.join(f.name for f in faces(True))}")
+    print(f"wrote {write_held_out(args.out, args.per_kind, args.seed, only)} images to {args.out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from model.checkpoint import LoadedModel
 from model.evaluate.digits import probabilities
@@ -80,3 +81,13 @@ def test_make_fonts_installs_the_packages_the_generator_names() -> None:
     makefile = (ROOT / "Makefile").read_text()
     line = next(x for x in makefile.splitlines() if x.startswith("FONT_PACKAGES :="))
     assert set(line.split(":=")[1].split()) == set(printed.PACKAGES)
+
+
+def test_the_command_writes_held_out_digits_of_one_face_or_of_all(tmp_path: Path) -> None:
+    need_fonts(held_out=True)
+    assert printed.main([str(tmp_path / "all"), "--per-kind", "2", "--seed", "3"]) == 0
+    assert printed.main([str(tmp_path / "one"), "--per-kind", "1", "--face", "URWGothic-Book.otf"]) == 0
+    assert sorted(p.name.split("_")[0] for p in (tmp_path / "one").iterdir()) == [str(d) for d in range(10)]
+    assert len(list((tmp_path / "all").iterdir())) == 20
+    with pytest.raises(SystemExit):
+        printed.main([str(tmp_path / "x"), "--face", "DejaVuSans.ttf"])  # a training face is no held-out one
