@@ -4,11 +4,11 @@ Every training typeface's 1 has a long diagonal flag and its 7 a bar as wide as 
 whose flag is short and level (a geometric sans such as Futura's or Avant Garde's), leaning as an
 oblique face leans, is a short-barred 7 to the network. These glyphs span the space between the
 two forms on purpose, each side kept to its own: a 1 is a stem with a flag at most a third of its
-height across (level to steeply down, square or pointed at its end, or none), with or without a
-foot or a base serif; a 7 is a bar at least half its height across with a stem from its right end
-to the baseline (upright to well slanted, straight or bowed), sometimes with a crossbar or a
-drooping left end. Stroke weights from hairline to black, drawn at 4x and reduced (antialiased
-like a font's outline), ink coverage in [0, 1] as `model.synth.printed.typeset` gives it.
+height across (level to steeply down, or none), sometimes on a foot (a base serif both sides or
+one); a 7 is a bar at least half its height across with a stem from its right end to the baseline
+(upright to well slanted, straight or bowed), sometimes with a crossbar or a drooping left end.
+Strokes 6-20% of the height wide, drawn at 4x and reduced (antialiased like a font's outline),
+as ink coverage in [0, 1] like `model.synth.printed.typeset`'s.
 """
 
 from __future__ import annotations
