@@ -250,7 +250,7 @@ async def predict_batch(
         items[i]["filename"] = u.filename
         # an unreadable image's error is answered in its slot, never raised here: raised, it would
         # take this frame into its traceback while `answers` holds it, a reference cycle that keeps
-        # the body and every upload until a full collection (hundreds of MB under a stream of batches)
+        # the body and every upload until a full collection
         if isinstance(answer, PreprocessError):
             items[i]["error"] = error_body(answer.code, str(answer), request_id)["error"]
             continue

@@ -189,8 +189,8 @@ def test_a_batch_of_unreadable_images_leaves_nothing_to_the_cycle_collector(
 ) -> None:
     """The uploads of a batch are freed when it is answered, not at the next full collection:
     an unreadable image's error must not tie the handler's frame (holding the body and every
-    upload) into a reference cycle. 64 such 358 kB images a request, one client, took a worker from
-    300 to 600 MB before."""
+    upload) into a reference cycle, which under a stream of such batches grows a worker past its
+    memory bound."""
     files = [("files", (f"{i}.png", bytes(1000), "image/png")) for i in range(3)]
     gc.collect()
     gc.disable()
